@@ -1,0 +1,26 @@
+"""The registry of checks. Adding a check touches two places: CheckName and CHECKS."""
+
+from __future__ import annotations
+
+import enum
+
+from mailcheck.checks.base import Check, CheckContext
+from mailcheck.checks.fcrdns import FcrdnsCheck
+from mailcheck.checks.mx import MxCheck
+
+
+class CheckName(enum.StrEnum):
+    """Every check, in the fixed order reports list them."""
+
+    MX = "mx"
+    FCRDNS = "fcrdns"
+
+
+CHECKS: dict[CheckName, Check] = {
+    CheckName.MX: MxCheck(),
+    CheckName.FCRDNS: FcrdnsCheck(),
+}
+
+CHECK_ORDER: tuple[CheckName, ...] = tuple(CheckName)
+
+__all__ = ["CHECKS", "CHECK_ORDER", "Check", "CheckContext", "CheckName"]

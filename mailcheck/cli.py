@@ -1,0 +1,265 @@
+"""The `mailcheck` command: parses options, calls the engine, picks a renderer.
+
+Exit codes: 0 nothing at or above --fail-on; 1 something is; 2 bad usage or input;
+3 the run could not complete (no resolver answered). Every non-zero exit says why in one
+line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+
+from mailcheck import __version__
+from mailcheck.checks import CHECK_ORDER, CheckName
+from mailcheck.dns import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    DnsConfig,
+    Nameserver,
+    parse_nameserver,
+    system_nameservers,
+)
+from mailcheck.engine import DEFAULT_CHECK_TIMEOUT, RunOptions, Target, parse_check_list, run_target
+from mailcheck.model import Report, Severity
+from mailcheck.render import Renderer
+from mailcheck.render.json import JsonRenderer
+from mailcheck.render.rich import RichRenderer
+from mailcheck.targets import is_ip, parse_domain, parse_ip
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="mailcheck",
+    help="Why mail is not delivered, and how to fix it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class InputError(Exception):
+    """Bad usage or bad input: exit code 2 with this one-line message."""
+
+
+NameserverOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--nameserver",
+        "-n",
+        metavar="ADDR[:PORT]",
+        help="Resolver ADDR[:PORT] or [V6]:PORT; repeatable. Default: $MAILCHECK_NAMESERVER, "
+        "then /etc/resolv.conf.",
+        show_default=False,
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout", metavar="SECONDS", help="Seconds to wait for one DNS reply.", min=0.05
+    ),
+]
+RetriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--retries", metavar="N", help="Further rounds over the resolvers on failure.", min=0
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", metavar="N", help="DNS queries in flight at once.", min=1)
+]
+CheckTimeoutOpt = Annotated[
+    float,
+    typer.Option("--check-timeout", metavar="SECONDS", help="Seconds one check may take.", min=0.1),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON report.")]
+TraceOpt = Annotated[bool, typer.Option("--trace", help="Include every DNS query.")]
+FailOnOpt = Annotated[
+    Severity,
+    typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe."),
+]
+IpOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ip",
+        metavar="IP",
+        help="A sending IP address to check too; repeatable.",
+        show_default=False,
+    ),
+]
+OnlyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--only",
+        metavar="CHECKS",
+        help=f"Comma-separated checks to run ({','.join(c.value for c in CHECK_ORDER)}).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def domain(
+    name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
+    ip: IpOpt = None,
+    only: OnlyOpt = None,
+    nameserver: NameserverOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
+    json: JsonOpt = False,
+    trace: TraceOpt = False,
+    fail_on: FailOnOpt = Severity.ERROR,
+) -> None:
+    """Check a mail domain: MX hosts and their reverse DNS."""
+    target_domain = _input(parse_domain, name)
+    ips = tuple(_input(parse_ip, text) for text in ip or ())
+    checks = _input(parse_check_list, only) if only else CHECK_ORDER
+    target = Target(label=target_domain, domain=target_domain, ips=ips)
+    config = _dns_config(nameserver, timeout, retries, concurrency)
+    options = RunOptions(checks=checks, check_timeout=check_timeout, trace=trace)
+    _run(target, config, options, json, trace, fail_on)
+
+
+@app.command()
+def fcrdns(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="IP|HOST",
+            help="An IP address, or a host name (each of its addresses is checked).",
+        ),
+    ],
+    nameserver: NameserverOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
+    json: JsonOpt = False,
+    trace: TraceOpt = False,
+    fail_on: FailOnOpt = Severity.ERROR,
+) -> None:
+    """Check forward-confirmed reverse DNS of an address or a host."""
+    if is_ip(target):
+        address = _input(parse_ip, target)
+        run_on = Target(label=address, ips=(address,))
+    else:
+        host = _input(parse_domain, target)
+        run_on = Target(label=host, hosts=(host,))
+    config = _dns_config(nameserver, timeout, retries, concurrency)
+    options = RunOptions(checks=(CheckName.FCRDNS,), check_timeout=check_timeout, trace=trace)
+    _run(run_on, config, options, json, trace, fail_on)
+
+
+def _input(parse: Callable[[str], T], text: str) -> T:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _nameservers(given: list[str] | None) -> tuple[Nameserver, ...]:
+    specs = list(given or ())
+    if not specs:
+        specs = [s for s in re.split(r"[\s,]+", os.environ.get("MAILCHECK_NAMESERVER", "")) if s]
+    if specs:
+        return tuple(_input(parse_nameserver, spec) for spec in specs)
+    return system_nameservers()
+
+
+def _dns_config(
+    given: list[str] | None, timeout: float, retries: int, concurrency: int
+) -> DnsConfig:
+    servers = _nameservers(given)
+    if not servers:
+        _incomplete("no DNS resolver configured: give --nameserver or set MAILCHECK_NAMESERVER")
+    return DnsConfig(servers, timeout=timeout, retries=retries, concurrency=concurrency)
+
+
+def _run(
+    target: Target,
+    config: DnsConfig,
+    options: RunOptions,
+    as_json: bool,
+    trace: bool,
+    fail_on: Severity,
+) -> None:
+    report = asyncio.run(run_target(target, config, options))
+    renderer: Renderer = (
+        JsonRenderer(with_trace=trace) if as_json else RichRenderer(show_trace=trace)
+    )
+    renderer.render(report, sys.stdout)
+    sys.stdout.flush()
+    raise typer.Exit(_exit_code(report, fail_on))
+
+
+def _exit_code(report: Report, fail_on: Severity) -> int:
+    if report.dns.unanswered:
+        servers = ", ".join(report.dns.nameservers)
+        _say(f"no DNS resolver answered (asked {servers}); the results above are unknown")
+        return EXIT_INCOMPLETE
+    worst = report.worst_severity()
+    if worst is not None and worst.rank >= fail_on.rank:
+        count = sum(1 for c in report.checks for f in c.findings if f.severity.rank >= fail_on.rank)
+        _say(f"{report.target}: {count} finding(s) at or above {fail_on.value}")
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _say(line: str) -> None:
+    print(f"mailcheck: {line}", file=sys.stderr)
+
+
+def _incomplete(line: str) -> NoReturn:
+    _say(line)
+    raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mailcheck {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Why mail is not delivered, and how to fix it."""
+
+
+def main() -> None:
+    """Entry point: run the app and turn every usage problem into one line and exit 2."""
+    try:
+        code = app(standalone_mode=False, prog_name="mailcheck")
+    except InputError as exc:
+        _say(f"error: {exc}")
+        code = EXIT_USAGE
+    except (typer.Abort, KeyboardInterrupt):
+        _say("interrupted")
+        code = 130
+    except Exception as exc:
+        # Typer vendors click, so its usage errors are matched by shape, not by class.
+        message = getattr(exc, "format_message", None)
+        if message is None or not hasattr(exc, "exit_code"):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(message(), file=sys.stderr)
+        else:
+            _say(f"error: {message()}")
+        code = EXIT_USAGE
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,73 @@
+"""Validating what the user asks about: mail domains, host names and IP addresses.
+
+Each parser returns the normal form or raises ValueError with a one-line reason that the CLI
+prints as it is (exit code 2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import idna
+
+_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def parse_domain(text: str) -> str:
+    """A mail domain as lower-case ASCII (A-labels) without the trailing dot.
+
+    RFC 5321 §2.3.5: a domain in SMTP is a fully qualified name of LDH labels; IDNs are
+    accepted in U-label form and converted with IDNA 2008 (RFC 5891).
+    """
+    name = text.strip()
+    if not name:
+        raise ValueError("the domain is empty")
+    if _is_ip(name.strip("[]")):
+        raise ValueError(f"{text!r} is an IP address, not a domain")
+    if name.endswith("."):
+        name = name[:-1]
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(f"{text!r} is not a valid internationalized domain: {exc}") from None
+    name = name.lower()
+    labels = name.split(".")
+    if any(label == "" for label in labels):
+        raise ValueError(f"{text!r} is not a valid domain: it has an empty label")
+    if len(labels) < 2:
+        raise ValueError(f"{text!r} is not a fully qualified domain (it needs at least one dot)")
+    if len(name) > 253:
+        raise ValueError(f"{text!r} is not a valid domain: longer than 253 characters")
+    for label in labels:
+        if not _LDH_LABEL.match(label):
+            raise ValueError(
+                f"{text!r} is not a valid domain: label {label!r} must be 1-63 letters, digits "
+                "or inner hyphens"
+            )
+    return name
+
+
+def parse_ip(text: str) -> str:
+    """An IP address in canonical form; IPv4-mapped IPv6 becomes IPv4 (RFC 4291 §2.5.5.2)."""
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def is_ip(text: str) -> bool:
+    """True when the text is an IPv4 or IPv6 address."""
+    return _is_ip(text.strip().strip("[]"))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,86 @@
+"""Parsing what users type: domains, addresses, resolvers, check lists."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailcheck.checks import CheckName
+from mailcheck.dns import Nameserver, parse_nameserver
+from mailcheck.engine import parse_check_list
+from mailcheck.targets import parse_domain, parse_ip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Example.COM", "example.com"),
+        ("example.com.", "example.com"),
+        ("  mail.example.org ", "mail.example.org"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_parse_domain_normalises(text: str, expected: str) -> None:
+    assert parse_domain(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("bad..name", "empty label"),
+        ("", "empty"),
+        ("localhost", "fully qualified"),
+        ("-bad.example", "label '-bad'"),
+        ("under_score.example", "label 'under_score'"),
+        ("a" * 64 + ".example", "1-63"),
+        ("192.0.2.1", "IP address"),
+        ("[2001:db8::1]", "IP address"),
+        (".".join(["abcdefghi"] * 26), "253"),
+    ],
+)
+def test_parse_domain_rejects(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason.replace("(", r"\(")):
+        parse_domain(text)
+
+
+def test_parse_ip_canonical_and_mapped() -> None:
+    assert parse_ip("2001:DB8:0::1") == "2001:db8::1"
+    assert parse_ip("::ffff:192.0.2.7") == "192.0.2.7"
+    assert parse_ip("[2001:db8::1]") == "2001:db8::1"
+    with pytest.raises(ValueError, match="not an IP address"):
+        parse_ip("192.0.2.300")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.0.2.53", Nameserver("192.0.2.53", 53)),
+        ("127.0.0.1:5354", Nameserver("127.0.0.1", 5354)),
+        ("2001:db8::53", Nameserver("2001:db8::53", 53)),
+        ("[::1]:5354", Nameserver("::1", 5354)),
+        ("[2001:db8::53]", Nameserver("2001:db8::53", 53)),
+    ],
+)
+def test_parse_nameserver(text: str, expected: Nameserver) -> None:
+    assert parse_nameserver(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["1.2.3", "ns.example.com", "127.0.0.1:0", "127.0.0.1:70000", "[::1]x", "[::1]:"]
+)
+def test_parse_nameserver_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="malformed nameserver"):
+        parse_nameserver(text)
+
+
+def test_nameserver_text_form_round_trips() -> None:
+    for text in ("127.0.0.1:5354", "[::1]:5354"):
+        assert str(parse_nameserver(text)) == text
+
+
+def test_parse_check_list() -> None:
+    assert parse_check_list("fcrdns, MX") == (CheckName.FCRDNS, CheckName.MX)
+    with pytest.raises(ValueError, match="unknown check 'spam'"):
+        parse_check_list("mx,spam")
+    with pytest.raises(ValueError, match="at least one"):
+        parse_check_list(" , ")
