@@ -46,8 +46,8 @@ class IpObservation:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Every PTR name, in answer order."""
-        return self.ptr.targets()
+        """Every PTR name, sorted (answer order is arbitrary)."""
+        return tuple(sorted(self.ptr.targets()))
 
     @property
     def confirming(self) -> tuple[str, ...]:
@@ -63,7 +63,7 @@ class IpObservation:
 async def _observe_ip(dns: DnsClient, ip: str, sources: tuple[str, ...]) -> IpObservation:
     ptr = await dns.query(reverse_name(ip), "PTR")
     family = "AAAA" if ipaddress.ip_address(ip).version == 6 else "A"
-    names = ptr.targets()[:MAX_PTR_NAMES]
+    names = sorted(ptr.targets())[:MAX_PTR_NAMES]
     answers = await asyncio.gather(*(dns.query(n, family) for n in names))
     forward = tuple(ForwardLookup(n, a) for n, a in zip(names, answers, strict=True))
     return IpObservation(ip, sources, ptr, forward)
