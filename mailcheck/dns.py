@@ -236,22 +236,16 @@ class DnsClient:
         except ValueError as exc:
             return DnsAnswer(name, rdtype, Outcome.ERROR, detail=str(exc))
         key = (qname, rdtype)
-        pending = self._cache.get(key)
-        if pending is not None:
+        task = self._cache.get(key)
+        if task is None:
+            self._stats.queries += 1
+            # The lookup runs as its own task: an asker that is cancelled (a check that ran out
+            # of time) does not cancel it for the others waiting on the same name and type.
+            task = asyncio.ensure_future(self._resolve(qname, rdtype))
+            self._cache[key] = task
+        else:
             self._stats.cache_hits += 1
-            return await asyncio.shield(pending)
-        future: asyncio.Future[DnsAnswer] = asyncio.get_running_loop().create_future()
-        self._cache[key] = future
-        self._stats.queries += 1
-        try:
-            answer = await self._resolve(qname, rdtype)
-        except BaseException:
-            # Cancelled mid-flight: let a later asker send the query again.
-            del self._cache[key]
-            future.cancel()
-            raise
-        future.set_result(answer)
-        return answer
+        return await asyncio.shield(task)
 
     async def _resolve(self, qname: str, rdtype: str) -> DnsAnswer:
         async with self._semaphore:
@@ -295,12 +289,12 @@ class DnsClient:
         return last, attempts, False
 
     async def _ask(self, server: Nameserver, qname: str, rdtype: str) -> tuple[DnsAnswer, bool]:
-        query = dns.message.make_query(
-            qname, rdtype, use_edns=0, want_dnssec=True, payload=EDNS_PAYLOAD
-        )
-        query.flags |= dns.flags.AD  # RFC 6840 §5.7: ask for the AD bit without needing DO
         where = str(server)
         try:
+            query = dns.message.make_query(
+                qname, rdtype, use_edns=0, want_dnssec=True, payload=EDNS_PAYLOAD
+            )
+            query.flags |= dns.flags.AD  # RFC 6840 §5.7: ask for the AD bit
             response, tcp = await dns.asyncquery.udp_with_fallback(
                 query, server.host, timeout=self.config.timeout, port=server.port
             )

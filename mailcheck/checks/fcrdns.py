@@ -308,7 +308,7 @@ class FcrdnsCheck:
     """The `fcrdns` check."""
 
     name = CHECK
-    description = "Forward-confirmed reverse DNS of every MX address and sending address"
+    description = "Forward-confirmed reverse DNS of every MX and sending address"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         """Gather and judge."""

@@ -311,7 +311,7 @@ class MxCheck:
     """The `mx` check."""
 
     name = CHECK
-    description = "MX records, null MX, aliases, and the addresses of every MX host"
+    description = "MX records and the addresses of every MX host"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         """Gather (shared with other checks) and judge."""

@@ -147,3 +147,25 @@ def test_invalid_names_are_errors_not_exceptions(lab_config: DnsConfig) -> None:
     assert outcome is Outcome.ERROR
     assert "not a DNS name" in answer.detail
     assert client.summary().queries == 0
+
+
+def test_a_cancelled_asker_does_not_cancel_the_shared_query() -> None:
+    with run_in_thread(ZONES, delay_ms=100) as lab:
+        config = DnsConfig((Nameserver(lab.host, lab.port),), timeout=1.0, retries=0)
+
+        async def go() -> DnsAnswer:
+            client = DnsClient(config)
+            impatient = asyncio.ensure_future(client.query("mx2.good.test", "A"))
+            patient = asyncio.ensure_future(client.query("mx2.good.test", "A"))
+            await asyncio.sleep(0.02)
+            impatient.cancel()
+            return await patient
+
+        assert asyncio.run(go()).addresses() == ("192.0.2.11",)
+        assert _wire_count(lab, "mx2.good.test.", "A") == 1
+
+
+def test_unknown_record_type_is_an_error_outcome(lab_config: DnsConfig) -> None:
+    outcome, _, answer = _ask(lab_config, "good.test", "NOSUCHTYPE")
+    assert outcome is Outcome.ERROR
+    assert "NOSUCHTYPE" in answer.detail or "Unknown" in answer.detail
