@@ -1,0 +1,243 @@
+"""Benchmark `mailcheck domain` against checkdmarc on the fixture lab, every answer delayed.
+
+Run from the repository root: `make bench`, or `.venv/bin/python bench/domain.py --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import importlib
+import ipaddress
+import logging
+import math
+import socket
+import statistics
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import takewhile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.lab, which is not an installed package
+
+import dns.nameserver  # noqa: E402
+
+from mailcheck.dns import DnsConfig, Nameserver  # noqa: E402
+from mailcheck.engine import RunOptions, Target, run_target  # noqa: E402
+from mailcheck.model import Report  # noqa: E402
+from mailcheck.targets import is_ip  # noqa: E402
+from tests.lab.dnsserver import LabHandle, run_in_thread  # noqa: E402
+
+DEFAULT_DOMAINS = ("good.test", "broken.test", "nomx.test", "nullmx.test")
+DNS_TIMEOUT = 2.0
+_escapes: list[str] = []  # off-machine lookups/packets the guard refused
+
+
+def _is_local(host: object) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if host is None or host == "localhost" or not isinstance(host, str):
+        return True  # None: a bind; non-str: an AF_UNIX path or the like
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a name: resolving it would ask the OS resolver
+
+
+def _guard(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: record and refuse any name lookup or packet that would leave the machine."""
+    if event == "socket.getaddrinfo":
+        host = args[0]
+        if not _is_local(host):
+            _escapes.append(f"getaddrinfo({host!r})")
+            raise socket.gaierror(socket.EAI_NONAME, f"bench: refusing to resolve {host!r}")
+    elif event in ("socket.connect", "socket.sendto"):
+        address = args[1]
+        host = address[0] if isinstance(address, tuple) else None
+        if not _is_local(host):
+            _escapes.append(f"{event.removeprefix('socket.')}({address!r})")
+            raise OSError(errno.ENETUNREACH, f"bench: refusing to reach {address!r}")
+
+
+@dataclass
+class Stats:
+    """One tool's figures for one domain over every round."""
+
+    ms: list[float] = field(default_factory=list)
+    queries: list[int] = field(default_factory=list)
+    dups: dict[str, int] = field(default_factory=dict)  # "name/TYPE" -> most extra UDP sends
+
+    @property
+    def median_ms(self) -> float:
+        """Median wall time over the rounds."""
+        return statistics.median(self.ms)
+
+    def measure(self, lab: LabHandle, run: Callable[[], object]) -> object:
+        """Run once, recording wall time, the queries the lab saw, and repeated UDP queries."""
+        lab.reset_log()
+        started = time.perf_counter()
+        result = run()
+        self.ms.append((time.perf_counter() - started) * 1000)
+        log = list(lab.query_log)  # every query was logged before its answer was sent
+        self.queries.append(len(log))
+        sent = Counter(f"{q.qname}/{q.qtype}" for q in log if q.proto == "udp")
+        for key, n in sent.items():
+            if n > 1:
+                self.dups[key] = max(self.dups.get(key, 0), n - 1)
+        return result
+
+
+def _mailcheck(domain: str, config: DnsConfig) -> Report:
+    return asyncio.run(run_target(Target(label=domain, domain=domain), config, RunOptions()))
+
+
+async def _batch(domains: Sequence[str], config: DnsConfig) -> list[Report]:
+    return list(
+        await asyncio.gather(*(run_target(Target(d, d), config, RunOptions()) for d in domains))
+    )
+
+
+def _load_checkdmarc() -> ModuleType | None:
+    try:
+        module = importlib.import_module("checkdmarc")
+    except ImportError:
+        return None
+    logging.getLogger("checkdmarc").setLevel(logging.CRITICAL + 1)  # its children inherit it
+    return module
+
+
+def _checkdmarc_cold(checkdmarc: ModuleType) -> None:
+    """Empty checkdmarc's module-level caches, so each run starts cold as mailcheck's does."""
+    for name, module in list(sys.modules.items()):
+        if name == "checkdmarc" or name.startswith("checkdmarc."):
+            for value in vars(module).values():
+                if type(value).__name__ == "ExpiringDict":
+                    value.clear()
+
+
+def _run_checkdmarc(checkdmarc: ModuleType, domain: str, port: int) -> object:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return checkdmarc.check_domains(
+            [domain],
+            nameservers=[dns.nameserver.Do53Nameserver("127.0.0.1", port)],
+            timeout=DNS_TIMEOUT,
+            retries=0,
+            check_mx_tls=False,  # no SMTP to 192.0.2.x (unroutable: it would hang to timeout)
+        )
+
+
+def depth(report: Report) -> int:
+    """The longest chain of dependent wire lookups mailcheck's checks need for this domain.
+
+    Derived from the data the run found, not from its timing (which would hide needless
+    waits): MX (1) -> A/AAAA of the MX hosts, or of the domain itself for an implicit MX
+    (2) -> PTR of every address (3) -> A/AAAA of every PTR name (4), where level 4 counts only
+    when some PTR name is not an MX host already looked up at level 2 (those come from the
+    run's cache). Lookups of one level do not depend on each other, so even with unlimited
+    concurrency a run needs depth x delay. A null MX stops at 1; IP-literal MX hosts are not
+    looked up; the resolver follows CNAMEs within one query.
+    """
+    data = {c.check: c.data for c in report.checks}
+    hosts = data.get("mx", {}).get("hosts", [])
+    looked_up = {h["host"] for h in hosts if h["host"] not in ("", ".") and not is_ip(h["host"])}
+    forward = {n for ip in data.get("fcrdns", {}).get("hosts", []) for n in ip["forward"]}
+    levels = ("mx" in data, looked_up, any(h["addresses"] for h in hosts), forward - looked_up)
+    return len(list(takewhile(bool, levels)))
+
+
+HEADER = ("domain", "mc ms", "mc q", "dup", "cd ms", "cd q", "dup", "cd/mc", "bound ms", "mc/bound")
+LINE = "  ".join(
+    f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate((14, 7, 5, 4, 7, 5, 4, 6, 9, 9))
+)
+
+
+def _yes(s: Stats) -> str:
+    return ("yes" if s.dups else "no") if s.ms else "-"
+
+
+def _row(label: str, m: Stats, c: Stats, bound: float) -> str:
+    ratio = f"{c.median_ms / m.median_ms:.1f}" if c.ms else "-"
+    cd = (f"{c.median_ms:.0f}", str(max(c.queries))) if c.ms else ("-", "-")
+    vs_bound = f"{m.median_ms / bound:.2f}" if bound else "-"
+    mc = (f"{m.median_ms:.0f}", str(max(m.queries)))
+    return LINE.format(label, *mc, _yes(m), *cd, _yes(c), ratio, f"{bound:.0f}", vs_bound)
+
+
+def _totals(mc: dict[str, Stats], cd: dict[str, Stats]) -> str:
+    def total(stats: dict[str, Stats]) -> str:
+        ms = sum(s.median_ms for s in stats.values())
+        return f"{ms:.0f} ms / {sum(max(s.queries) for s in stats.values())} queries"
+
+    ratios = [cd[d].median_ms / mc[d].median_ms for d in mc if cd[d].ms]
+    if not ratios:
+        return f"total: mc {total(mc)}; cd -"
+    geo = math.exp(statistics.fmean(map(math.log, ratios)))
+    return f"total: mc {total(mc)}; cd {total(cd)}; geometric-mean cd/mc {geo:.1f}x"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the table; always exits 0."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--domains", default=",".join(DEFAULT_DOMAINS), help="comma-separated")
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="delay of every answer")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per domain; medians shown")
+    args = parser.parse_args(argv)
+    domains = list(dict.fromkeys(d.strip() for d in args.domains.split(",") if d.strip()))
+    rounds, delay = max(1, args.rounds), args.delay_ms
+    sys.addaudithook(_guard)
+    checkdmarc = _load_checkdmarc()
+    mc = {d: Stats() for d in domains}
+    cd = {d: Stats() for d in domains}
+    depths: dict[str, int] = {}
+    batch = Stats()
+    with run_in_thread(ROOT / "fixtures" / "zones", delay_ms=delay) as lab:
+        config = DnsConfig((Nameserver("127.0.0.1", lab.port),), timeout=DNS_TIMEOUT, retries=0)
+        for _ in range(rounds):
+            for d in domains:
+                report = mc[d].measure(lab, partial(_mailcheck, d, config))
+                assert isinstance(report, Report)
+                depths[d] = depth(report)
+                if checkdmarc is not None:
+                    _checkdmarc_cold(checkdmarc)
+                    cd[d].measure(lab, partial(_run_checkdmarc, checkdmarc, d, lab.port))
+            batch.measure(lab, lambda: asyncio.run(_batch(domains, config)))
+
+    print(f"mailcheck (mc) vs checkdmarc (cd) on the fixture lab, answers delayed {delay:g} ms;")
+    print(
+        f"medians of {rounds} round(s); every run cold (new DnsClient, checkdmarc caches emptied)"
+    )
+    if checkdmarc is None:
+        print("checkdmarc is not importable (pip install 'checkdmarc>=6,<7'): its columns are -")
+    print(LINE.format(*HEADER))
+    for d in domains:
+        print(_row(d, mc[d], cd[d], depths[d] * delay))
+    print(_row("batch (mc)", batch, Stats(), max(depths.values(), default=0) * delay))
+    print(_totals(mc, cd))
+    print(f"batch: mc on all {len(domains)} domains at once (asyncio.gather); each target has")
+    print("  its own DnsClient, so a name two targets share is asked once per target.")
+    print("note: cd also does NS/SOA, DNSSEC, SPF, DMARC, MTA-STS, TLS-RPT and BIMI, mc only")
+    print("  its mx and fcrdns checks so far: cd/mc is not a like-for-like comparison yet.")
+    print("note: bound = longest chain of dependent lookups (MX > A/AAAA > PTR > A/AAAA) x delay;")
+    print("  dup = a name/type sent again over UDP in one run (TCP after TC not counted).")
+    for tool, table in (("mc", mc), ("cd", cd), ("mc", {"batch": batch})):
+        for d, s in table.items():
+            if s.dups:
+                extra = ", ".join(f"{k} +{n}" for k, n in sorted(s.dups.items()))
+                print(f"sent again over UDP in one {tool} run of {d}: {extra}")
+    escapes = ", ".join(sorted(set(_escapes))) or "none"
+    print(f"attempts to leave the machine (refused by an audit hook): {escapes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
