@@ -252,6 +252,10 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         _say("interrupted")
         code = 130
+    except BrokenPipeError:
+        # The reader went away (`mailcheck ... | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
     except Exception as exc:
         # Typer vendors click, so its usage errors are matched by shape, not by class.
         message = getattr(exc, "format_message", None)

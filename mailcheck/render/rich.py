@@ -95,8 +95,9 @@ class RichRenderer:
 
     def _trace_table(self, report: Report) -> Table:
         table = Table(title="DNS queries", box=box.SIMPLE_HEAD, title_justify="left")
-        for column in ("name", "type", "outcome", "ms", "server", "tcp", "ad"):
-            table.add_column(column)
+        table.add_column("name", overflow="fold")
+        for column in ("type", "outcome", "ms", "server", "tcp", "ad"):
+            table.add_column(column, no_wrap=True)
         for entry in report.dns.trace:
             table.add_row(
                 str(entry["name"]),

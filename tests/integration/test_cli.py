@@ -153,3 +153,11 @@ def test_readme_help_block_is_the_real_help() -> None:
     block = re.search(r"<!-- help -->\n```text\n(.*?)```", readme, re.S)
     assert block, "README.md lacks the help block"
     assert mailcheck("--help").stdout == block.group(1)
+
+
+def test_rich_trace_lists_every_query(lab: LabHandle) -> None:
+    proc = mailcheck("domain", "good.test", "-n", lab.address, "--trace")
+    assert proc.returncode == 0
+    assert "DNS queries" in proc.stdout
+    assert "10.2.0.192.in-addr.arpa." in proc.stdout
+    assert "ip6.arpa." in proc.stdout  # long names fold instead of being cut
