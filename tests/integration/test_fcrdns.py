@@ -81,3 +81,11 @@ def test_no_addresses_is_skipped(lab_config: DnsConfig) -> None:
     report = run_domain(lab_config, "nullmx.test")
     assert result(report, "fcrdns").status is Status.SKIPPED
     assert codes(report, "fcrdns") == ["fcrdns.no-addresses"]
+
+
+def test_ptr_name_that_is_an_alias(lab_config: DnsConfig) -> None:
+    report = _fcrdns_only(lab_config, Target(label="192.0.2.36", ips=("192.0.2.36",)))
+    assert codes(report, "fcrdns") == ["fcrdns.ptr-cname"]
+    finding = result(report, "fcrdns").findings[0]
+    assert finding.evidence["cname_chain"] == ["real.isp.test."]
+    assert _by_ip(report)["192.0.2.36"]["confirmed"] is True
