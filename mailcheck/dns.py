@@ -331,7 +331,9 @@ def interpret_response(
     rcode = response.rcode()
     ad = bool(response.flags & dns.flags.AD)
     if rcode in _RCODE_OUTCOME:
-        return DnsAnswer(qname, rdtype, _RCODE_OUTCOME[rcode], server=server, authenticated=ad)
+        return DnsAnswer(
+            qname, rdtype, _RCODE_OUTCOME[rcode], server=server, detail=_extended_errors(response)
+        )
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         detail = f"resolver answered {dns.rcode.to_text(rcode)}"
         return DnsAnswer(qname, rdtype, Outcome.ERROR, server=server, detail=detail)
@@ -361,3 +363,13 @@ def interpret_response(
         return DnsAnswer(qname, rdtype, Outcome.ERROR, server=server, detail=detail)
     outcome = Outcome.NXDOMAIN if rcode == dns.rcode.NXDOMAIN else Outcome.NODATA
     return DnsAnswer(qname, rdtype, outcome, (), tuple(chain), None, ad, server)
+
+
+def _extended_errors(response: dns.message.Message) -> str:
+    """RFC 8914 Extended DNS Errors, e.g. "EDE 6 (DNSSEC Bogus): signature expired"."""
+    parts = []
+    for option in response.extended_errors():
+        name = option.code.name.replace("_", " ").title() if hasattr(option.code, "name") else ""
+        text = f"EDE {int(option.code)}" + (f" ({name})" if name else "")
+        parts.append(text + (f": {option.text}" if option.text else ""))
+    return "; ".join(parts)

@@ -81,7 +81,9 @@ def lookup_failed(check: str, answer: DnsAnswer, purpose: str, **evidence: Any) 
     """
     text = _FAILURE_TEXT.get(answer.outcome, "failed")
     where = f" at {answer.server}" if answer.server else ""
-    detail = f" ({answer.detail})" if answer.detail and answer.outcome is Outcome.ERROR else ""
+    detail = (
+        f" ({answer.detail})" if answer.detail and answer.outcome is not Outcome.TIMEOUT else ""
+    )
     return Finding(
         check=check,
         code=f"dns.{answer.outcome.value}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import errno
 import os
@@ -85,9 +86,16 @@ class LabZone:
 
     zone: dns.zone.Zone
     names: set[Name] = field(default_factory=set)
+    nsec_owners: list[Name] = field(default_factory=list)
+    """Owners of NSEC records in canonical order (RFC 4034 §6.1); empty if unsigned."""
 
     def __post_init__(self) -> None:
         origin = self.origin
+        self.nsec_owners = sorted(
+            name
+            for name, node in self.zone.nodes.items()
+            if node.get_rdataset(_IN, dns.rdatatype.NSEC) is not None
+        )
         for name in self.zone.nodes:
             # Ancestors of a name exist even without records (RFC 8020, RFC 4592).
             while name not in self.names and name != origin:
@@ -109,6 +117,20 @@ class LabZone:
         while encloser not in self.names:  # stops at the origin at the latest
             encloser = encloser.parent()
         return False, self.zone.get_node(Name(("*",)).concatenate(encloser))
+
+    def closest_encloser(self, name: Name) -> Name:
+        """The longest existing ancestor of a name that does not exist."""
+        encloser = name.parent()
+        while encloser not in self.names:
+            encloser = encloser.parent()
+        return encloser
+
+    def nsec_for(self, name: Name) -> Name | None:
+        """The owner of the NSEC that matches or covers ``name``, None if the zone is unsigned."""
+        if not self.nsec_owners:
+            return None
+        # The last owner at or before the name; before the first owner wraps to the last.
+        return self.nsec_owners[bisect.bisect_right(self.nsec_owners, name) - 1]
 
 
 def load_zones(zone_dir: Path) -> dict[Name, LabZone]:
@@ -192,6 +214,7 @@ class Resolver:
 
     def resolve(self, qname: Name, qtype: RdataType, do: bool) -> Resolution:
         chain: list[RRset] = []
+        proofs: list[RRset] = []  # NSECs for wildcard expansions along the chain
         name = qname
         for _ in range(MAX_CNAME_HOPS + 1):
             # A CNAME into a broken or non-lab name fails, as it would upstream.
@@ -201,16 +224,25 @@ class Resolver:
             if lab is None:
                 return Resolution(dns.rcode.SERVFAIL if chain else dns.rcode.REFUSED)
             exists, node = lab.lookup(name)
+            # Signed zones prove what is missing with NSEC (RFC 4035 §3.1.3): the name's own
+            # NSEC, or the one covering it, and for a name that does not exist also the one
+            # for the wildcard that did or could have matched it.
+            wildcard = None if exists else Name(("*",)).concatenate(lab.closest_encloser(name))
             if node is None:
                 rcode = dns.rcode.NOERROR if exists else dns.rcode.NXDOMAIN
-                return Resolution(rcode, chain, self._soa(lab, do))
+                denial = _nsecs(lab, [name, wildcard], do)
+                return Resolution(rcode, chain, self._soa(lab, do) + proofs + denial)
             rds = node.get_rdataset(_IN, qtype)
+            cname = None if rds is not None else node.get_rdataset(_IN, dns.rdatatype.CNAME)
+            if rds is None and cname is None:  # NODATA: the name's or wildcard's NSEC says so
+                denial = _nsecs(lab, [name, wildcard], do)
+                return Resolution(dns.rcode.NOERROR, chain, self._soa(lab, do) + proofs + denial)
+            if wildcard is not None:  # a wildcard expansion: prove no closer match exists
+                proofs += _nsecs(lab, [name], do)
             if rds is not None:
                 _add(chain, name, node, rds, do)
-                return Resolution(dns.rcode.NOERROR, chain)
-            cname = node.get_rdataset(_IN, dns.rdatatype.CNAME)
-            if cname is None:  # NODATA
-                return Resolution(dns.rcode.NOERROR, chain, self._soa(lab, do))
+                return Resolution(dns.rcode.NOERROR, chain, proofs)
+            assert cname is not None
             _add(chain, name, node, cname, do)
             name = cast(CNAME, cname[0]).target
         return Resolution(dns.rcode.SERVFAIL)  # CNAME loop or chain too long
@@ -223,6 +255,19 @@ class Resolver:
         # Negative-caching TTL is min(SOA TTL, SOA MINIMUM) (RFC 2308 section 3).
         out[0].ttl = min(out[0].ttl, cast(SOA, out[0][0]).minimum)
         return out
+
+
+def _nsecs(lab: LabZone, names: list[Name | None], do: bool) -> list[RRset]:
+    """The NSEC records, with their RRSIGs, that match or cover each name (once each)."""
+    out: list[RRset] = []
+    if not do:
+        return out
+    found = (lab.nsec_for(n) for n in names if n is not None)
+    owners = dict.fromkeys(o for o in found if o is not None)
+    for owner in owners:
+        node = lab.zone.find_node(owner)
+        _add(out, owner, node, node.find_rdataset(_IN, dns.rdatatype.NSEC), do)
+    return out
 
 
 def _formerr_from_header(wire: bytes) -> bytes | None:
