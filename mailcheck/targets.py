@@ -71,3 +71,31 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# RFC 5737 / RFC 3849 documentation ranges: examples and the test lab use them, so they are not
+# called unreachable, although no mail server on the internet has one.
+_DOCUMENTATION = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+
+
+def non_public_reason(text: str) -> str | None:
+    """Why no sender on the internet can reach this address, or None when one can.
+
+    Loopback, RFC 1918 private space, carrier-grade NAT (RFC 6598), link-local, unique local
+    (RFC 4193), unspecified and multicast addresses are unreachable from the internet.
+    """
+    address = ipaddress.ip_address(text)
+    if any(address in net for net in _DOCUMENTATION):
+        return None
+    checks = (
+        (address.is_loopback, "a loopback address"),
+        (address.is_link_local, "a link-local address"),
+        (address.is_unspecified, "the unspecified address"),
+        (address.is_multicast, "a multicast address"),
+        (address in ipaddress.ip_network("100.64.0.0/10"), "carrier-grade NAT space (RFC 6598)"),
+        (address.is_private, "a private address (RFC 1918 / RFC 4193)"),
+    )
+    return next((why for hit, why in checks if hit), None)

@@ -16,6 +16,7 @@ from mailcheck.checks.generic_ptr import generic_reason
 from mailcheck.checks.mx import observe_mx
 from mailcheck.dns import DnsAnswer, DnsClient, reverse_name
 from mailcheck.model import CheckResult, FactTable, Finding, Severity, Status
+from mailcheck.targets import non_public_reason
 
 CHECK = "fcrdns"
 MAX_PTR_NAMES = 10  # RFC 8601 §3 asks for a limit; 10 follows SPF's (RFC 7208 §4.6.4)
@@ -114,8 +115,28 @@ async def gather_fcrdns(ctx: CheckContext) -> tuple[tuple[IpObservation, ...], l
                     remedy=f"Check the name, or publish A/AAAA records for {host}.",
                 )
             )
+    public: dict[str, list[str]] = {}
+    for ip, src in sources.items():
+        why = non_public_reason(ip)
+        if why is None:
+            public[ip] = src
+            continue
+        findings.append(
+            Finding(
+                CHECK,
+                "fcrdns.non-public-address",
+                Severity.INFO,
+                f"{ip} is {why}: receivers on the internet never see it, so its reverse DNS "
+                "was not checked.",
+                {"ip": ip, "sources": src, "reason": why},
+                remedy=(
+                    "Check the public address your server sends from instead (--ip): behind "
+                    "NAT it is the router's public address."
+                ),
+            )
+        )
     observed = await asyncio.gather(
-        *(_observe_ip(ctx.dns, ip, tuple(src)) for ip, src in sources.items())
+        *(_observe_ip(ctx.dns, ip, tuple(src)) for ip, src in public.items())
     )
     return tuple(observed), findings
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from mailcheck.checks.base import CheckContext, lookup_failed
 from mailcheck.dns import DnsAnswer, DnsClient, Outcome
 from mailcheck.model import CheckResult, FactTable, Finding, Severity, Status
-from mailcheck.targets import is_ip
+from mailcheck.targets import is_ip, non_public_reason
 
 CHECK = "mx"
 
@@ -110,6 +110,7 @@ def evaluate_mx(obs: MxObservation) -> CheckResult:
         findings.extend(_judge_null_mx(obs))
     if not any(f.code.startswith("mx.null") or f.indeterminate for f in findings):
         findings.extend(_judge_hosts(obs))
+        findings.extend(_judge_reachability(obs))
     data = {
         "domain": obs.domain,
         "outcome": obs.mx.outcome.value,
@@ -256,6 +257,43 @@ def _judge_hosts(obs: MxObservation) -> list[Finding]:
             )
         findings.extend(_judge_host_addresses(host, usable))
     return findings
+
+
+def _judge_reachability(obs: MxObservation) -> list[Finding]:
+    """MX addresses no sender on the internet can reach (split-horizon DNS leaking out)."""
+    unreachable = {
+        (host.host, address): why
+        for host in obs.hosts
+        for address in host.addresses
+        if (why := non_public_reason(address))
+    }
+    if not unreachable:
+        return []
+    every = len(unreachable) == len(obs.addresses)
+    listed = "; ".join(f"{h} → {a} ({why})" for (h, a), why in unreachable.items())
+    return [
+        Finding(
+            CHECK,
+            "mx.private-address",
+            Severity.ERROR if every else Severity.WARNING,
+            f"MX addresses of {obs.domain} cannot be reached from the internet: {listed}. "
+            + (
+                "No sender outside your network can deliver mail."
+                if every
+                else "Senders waste time on them before trying the other addresses."
+            ),
+            {
+                "addresses": [
+                    {"host": h, "ip": a, "reason": why} for (h, a), why in unreachable.items()
+                ]
+            },
+            remedy=(
+                "Publish the public addresses of the MX hosts in public DNS; internal addresses "
+                "belong only in your internal (split-horizon) view."
+            ),
+            rfc="RFC 5321 §5.1",
+        )
+    ]
 
 
 def _ip_literal(obs: MxObservation, host: MxHost, usable: int) -> Finding:

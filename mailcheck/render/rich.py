@@ -44,10 +44,9 @@ class RichRenderer:
         dns = report.dns
         console.print(
             Text.assemble(
-                ("mailcheck ", "bold"),
                 (report.target, "bold cyan"),
-                f"  ({report.duration_ms} ms, {dns.queries} DNS queries, "
-                f"{dns.cache_hits} cache hits, resolver {', '.join(dns.nameservers) or '-'})",
+                f"  {report.duration_ms} ms, {dns.queries} DNS queries ({dns.cache_hits} cached)"
+                f" via {', '.join(dns.nameservers) or '-'}",
             )
         )
         for result in report.checks:

@@ -134,7 +134,7 @@ def test_fcrdns_command(lab: LabHandle) -> None:
 
 def _normalise(text: str, lab: LabHandle) -> str:
     text = text.replace(lab.address, "LAB")
-    return re.sub(r"\(\d+ ms,", "(N ms,", text)
+    return re.sub(r"  \d+ ms,", "  N ms,", text, count=1)
 
 
 @pytest.mark.parametrize("domain", ["good.test", "broken.test"])
@@ -161,3 +161,12 @@ def test_rich_trace_lists_every_query(lab: LabHandle) -> None:
     assert "DNS queries" in proc.stdout
     assert "10.2.0.192.in-addr.arpa." in proc.stdout
     assert "ip6.arpa." in proc.stdout  # long names fold instead of being cut
+
+
+def test_fcrdns_of_a_private_address_is_skipped_with_advice(lab: LabHandle) -> None:
+    code, doc = run_json(lab, "fcrdns", "192.168.1.25")
+    assert code == 0
+    check = doc["checks"][0]
+    assert check["status"] == "skipped"
+    assert [f["code"] for f in check["findings"]] == ["fcrdns.non-public-address"]
+    assert doc["dns"]["queries"] == 0

@@ -71,3 +71,21 @@ def test_timeout_of_an_mx_host_is_unknown_not_missing(lab_config: DnsConfig) -> 
     assert finding.evidence["name"] == "mx.timeout.test."
     assert finding.indeterminate
     assert result(report, "mx").status is Status.ERROR
+
+
+def test_private_mx_address_leaking_from_split_horizon(lab_config: DnsConfig) -> None:
+    report = run_domain(lab_config, "private.test")
+    assert codes(report, "mx") == ["mx.private-address"]
+    finding = result(report, "mx").findings[0]
+    assert finding.severity is Severity.WARNING  # mx2 is reachable
+    assert finding.evidence["addresses"] == [
+        {
+            "host": "mx1.private.test",
+            "ip": "10.1.2.3",
+            "reason": finding.evidence["addresses"][0]["reason"],
+        }
+    ]
+    assert "fcrdns.non-public-address" in codes(report, "fcrdns")
+    checked = [h["ip"] for h in result(report, "fcrdns").data["hosts"]]
+    assert checked == ["192.0.2.10"]  # the private address is not looked up
+    assert all("10.1.2.3" not in str(t["name"]) for t in report.dns.trace if t["type"] == "PTR")

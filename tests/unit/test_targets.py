@@ -7,7 +7,7 @@ import pytest
 from mailcheck.checks import CheckName
 from mailcheck.dns import Nameserver, parse_nameserver
 from mailcheck.engine import parse_check_list
-from mailcheck.targets import parse_domain, parse_ip
+from mailcheck.targets import non_public_reason, parse_domain, parse_ip
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,28 @@ def test_parse_check_list() -> None:
         parse_check_list("mx,spam")
     with pytest.raises(ValueError, match="at least one"):
         parse_check_list(" , ")
+
+
+@pytest.mark.parametrize(
+    ("ip", "why"),
+    [
+        ("10.1.2.3", "private"),
+        ("192.168.0.25", "private"),
+        ("172.16.5.5", "private"),
+        ("127.0.0.1", "loopback"),
+        ("100.64.1.1", "carrier-grade"),
+        ("169.254.1.1", "link-local"),
+        ("fd00::25", "private"),
+        ("fe80::1", "link-local"),
+        ("::1", "loopback"),
+        ("0.0.0.0", "unspecified"),
+    ],
+)
+def test_non_public_addresses(ip: str, why: str) -> None:
+    reason = non_public_reason(ip)
+    assert reason is not None and why in reason
+
+
+@pytest.mark.parametrize("ip", ["8.8.8.8", "2a00:1450::1", "192.0.2.10", "2001:db8::10"])
+def test_public_and_documentation_addresses(ip: str) -> None:
+    assert non_public_reason(ip) is None
