@@ -260,7 +260,9 @@ def main() -> None:
         # Typer vendors click, so its usage errors are matched by shape, not by class.
         message = getattr(exc, "format_message", None)
         if message is None or not hasattr(exc, "exit_code"):
-            raise
+            # A bug outside any check (those become findings): one line, never a traceback.
+            _say(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+            sys.exit(EXIT_INCOMPLETE)
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(message(), file=sys.stderr)
         else:

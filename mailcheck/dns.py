@@ -252,7 +252,7 @@ class DnsClient:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.config.lifetime):
-                    answer, attempts, tcp = await self._ask_servers(qname, rdtype, started)
+                    answer, attempts, tcp = await self._ask_servers(qname, rdtype)
             except TimeoutError:
                 answer = DnsAnswer(
                     qname, rdtype, Outcome.TIMEOUT, detail="no answer within the lookup lifetime"
@@ -274,9 +274,7 @@ class DnsClient:
         )
         return answer
 
-    async def _ask_servers(
-        self, qname: str, rdtype: str, started: float
-    ) -> tuple[DnsAnswer, int, bool]:
+    async def _ask_servers(self, qname: str, rdtype: str) -> tuple[DnsAnswer, int, bool]:
         """Try every resolver, `retries + 1` rounds, until one gives a definite outcome."""
         last = DnsAnswer(qname, rdtype, Outcome.ERROR, detail="no nameserver configured")
         attempts = 0
