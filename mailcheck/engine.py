@@ -32,6 +32,8 @@ class Target:
     """Host names whose addresses are checked."""
     ips: tuple[str, ...] = ()
     """Addresses checked as senders."""
+    dkim_selectors: tuple[str, ...] = ()
+    """DKIM selectors to check instead of discovering them."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,13 @@ async def run_target(
     started_at = datetime.now(UTC)
     started = time.monotonic()
     client = DnsClient(dns_config)
-    ctx = CheckContext(dns=client, domain=target.domain, hosts=target.hosts, ips=target.ips)
+    ctx = CheckContext(
+        dns=client,
+        domain=target.domain,
+        hosts=target.hosts,
+        ips=target.ips,
+        dkim_selectors=target.dkim_selectors,
+    )
     selected = [name for name in CHECK_ORDER if name in options.checks]
     results = await asyncio.gather(
         *(_run_one(name, registry[name], ctx, options.check_timeout) for name in selected)

@@ -25,6 +25,8 @@ class CheckContext:
     """Host names whose addresses are checked (e.g. `mailcheck fcrdns mx.example.com`)."""
     ips: tuple[str, ...] = ()
     """Sending addresses the user named with --ip, or the address given to a one-check command."""
+    dkim_selectors: tuple[str, ...] = ()
+    """DKIM selectors the user named (--dkim-selector); when given, only these are checked."""
     _facts: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
     async def shared(self, key: str, gather: Callable[[], Awaitable[T]]) -> T:
