@@ -122,7 +122,7 @@ def domain(
     trace: TraceOpt = False,
     fail_on: FailOnOpt = Severity.ERROR,
 ) -> None:
-    """Check a mail domain: MX hosts and their reverse DNS."""
+    """Check a mail domain: every check (MX, reverse DNS, DMARC...)."""
     target_domain = _input(parse_domain, name)
     ips = tuple(_input(parse_ip, text) for text in ip or ())
     checks = _input(parse_check_list, only) if only else CHECK_ORDER
@@ -160,6 +160,26 @@ def fcrdns(
     config = _dns_config(nameserver, timeout, retries, concurrency)
     options = RunOptions(checks=(CheckName.FCRDNS,), check_timeout=check_timeout, trace=trace)
     _run(run_on, config, options, json, trace, fail_on)
+
+
+@app.command()
+def dmarc(
+    name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
+    nameserver: NameserverOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
+    json: JsonOpt = False,
+    trace: TraceOpt = False,
+    fail_on: FailOnOpt = Severity.ERROR,
+) -> None:
+    """Check a domain's DMARC policy: discovery, tags, report authorization."""
+    target_domain = _input(parse_domain, name)
+    target = Target(label=target_domain, domain=target_domain)
+    config = _dns_config(nameserver, timeout, retries, concurrency)
+    options = RunOptions(checks=(CheckName.DMARC,), check_timeout=check_timeout, trace=trace)
+    _run(target, config, options, json, trace, fail_on)
 
 
 def _input(parse: Callable[[str], T], text: str) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from mailcheck.checks.base import Check, CheckContext
+from mailcheck.checks.dmarc import DmarcCheck
 from mailcheck.checks.fcrdns import FcrdnsCheck
 from mailcheck.checks.mx import MxCheck
 
@@ -14,11 +15,13 @@ class CheckName(enum.StrEnum):
 
     MX = "mx"
     FCRDNS = "fcrdns"
+    DMARC = "dmarc"
 
 
 CHECKS: dict[CheckName, Check] = {
     CheckName.MX: MxCheck(),
     CheckName.FCRDNS: FcrdnsCheck(),
+    CheckName.DMARC: DmarcCheck(),
 }
 
 CHECK_ORDER: tuple[CheckName, ...] = tuple(CheckName)

@@ -69,7 +69,13 @@ class RichRenderer:
             )
         )
         if result.facts is not None and result.facts.rows:
-            facts = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2))
+            facts = Table(
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                pad_edge=False,
+                padding=(0, 2),
+                show_header=any(result.facts.columns),
+            )
             for column in result.facts.columns:
                 facts.add_column(column, overflow="fold")
             for row in result.facts.rows:

@@ -46,7 +46,7 @@ def test_good_domain_exits_0_and_validates(lab: LabHandle) -> None:
     code, doc = run_json(lab, "domain", "good.test", "--ip", "192.0.2.20")
     assert code == 0
     assert doc["schema_version"] == 1 and doc["target"] == "good.test"
-    assert [c["check"] for c in doc["checks"]] == ["mx", "fcrdns"]
+    assert [c["check"] for c in doc["checks"]] == ["mx", "fcrdns", "dmarc"]
     assert doc["summary"]["status"] == "pass"
     assert doc["dns"]["queries"] > 0 and "trace" not in doc["dns"]
 
@@ -101,9 +101,9 @@ def test_timeouts_exit_1_as_unknown_not_missing(lab: LabHandle) -> None:
 
 
 def test_fail_on_threshold(lab: LabHandle) -> None:
-    assert run_json(lab, "domain", "nomx.test")[0] == 0
-    assert run_json(lab, "domain", "nomx.test", "--fail-on", "warning")[0] == 1
-    assert run_json(lab, "domain", "nullmx.test", "--fail-on", "info")[0] == 1
+    assert run_json(lab, "domain", "nomx.test", "--only", "mx")[0] == 0
+    assert run_json(lab, "domain", "nomx.test", "--only", "mx", "--fail-on", "warning")[0] == 1
+    assert run_json(lab, "domain", "nullmx.test", "--only", "mx", "--fail-on", "info")[0] == 1
 
 
 def test_only_and_trace(lab: LabHandle) -> None:

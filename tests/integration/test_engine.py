@@ -30,7 +30,7 @@ class _Hanging:
 def _run(config: DnsConfig, replacement: object, timeout: float = 5.0) -> list[CheckResult]:
     registry = {**CHECKS, CheckName.MX: replacement}
     target = Target(label="good.test", domain="good.test")
-    options = RunOptions(check_timeout=timeout)
+    options = RunOptions(checks=(CheckName.MX, CheckName.FCRDNS), check_timeout=timeout)
     report = asyncio.run(run_target(target, config, options, registry))  # type: ignore[arg-type]
     return list(report.checks)
 
