@@ -34,6 +34,10 @@ class Target:
     """Addresses checked as senders."""
     dkim_selectors: tuple[str, ...] = ()
     """DKIM selectors to check instead of discovering them."""
+    sender: str | None = None
+    """Envelope sender for SPF evaluation."""
+    helo: str | None = None
+    """HELO name for SPF evaluation."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ async def run_target(
         hosts=target.hosts,
         ips=target.ips,
         dkim_selectors=target.dkim_selectors,
+        sender=target.sender,
+        helo=target.helo,
     )
     selected = [name for name in CHECK_ORDER if name in options.checks]
     results = await asyncio.gather(

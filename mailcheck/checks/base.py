@@ -27,6 +27,10 @@ class CheckContext:
     """Sending addresses the user named with --ip, or the address given to a one-check command."""
     dkim_selectors: tuple[str, ...] = ()
     """DKIM selectors the user named (--dkim-selector); when given, only these are checked."""
+    sender: str | None = None
+    """The envelope sender (MAIL FROM) for SPF evaluation (--sender), as given."""
+    helo: str | None = None
+    """The HELO/EHLO name for SPF evaluation (--helo), as given."""
     _facts: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
     async def shared(self, key: str, gather: Callable[[], Awaitable[T]]) -> T:
