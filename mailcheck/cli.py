@@ -32,7 +32,7 @@ from mailcheck.model import Report, Severity
 from mailcheck.render import Renderer
 from mailcheck.render.json import JsonRenderer
 from mailcheck.render.rich import RichRenderer
-from mailcheck.targets import is_ip, parse_domain, parse_ip
+from mailcheck.targets import is_ip, parse_domain, parse_ip, parse_selector
 
 T = TypeVar("T")
 
@@ -97,6 +97,15 @@ IpOpt = Annotated[
         show_default=False,
     ),
 ]
+SelectorOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dkim-selector",
+        metavar="SELECTOR",
+        help="A DKIM selector to check (repeatable); only these are checked when given.",
+        show_default=False,
+    ),
+]
 OnlyOpt = Annotated[
     str | None,
     typer.Option(
@@ -112,6 +121,7 @@ OnlyOpt = Annotated[
 def domain(
     name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
     ip: IpOpt = None,
+    dkim_selector: SelectorOpt = None,
     only: OnlyOpt = None,
     nameserver: NameserverOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
@@ -122,11 +132,16 @@ def domain(
     trace: TraceOpt = False,
     fail_on: FailOnOpt = Severity.ERROR,
 ) -> None:
-    """Check a mail domain: every check (MX, reverse DNS, DMARC...)."""
+    """Check a mail domain: every check (MX, reverse DNS, DKIM, DMARC...)."""
     target_domain = _input(parse_domain, name)
     ips = tuple(_input(parse_ip, text) for text in ip or ())
     checks = _input(parse_check_list, only) if only else CHECK_ORDER
-    target = Target(label=target_domain, domain=target_domain, ips=ips)
+    target = Target(
+        label=target_domain,
+        domain=target_domain,
+        ips=ips,
+        dkim_selectors=tuple(_input(parse_selector, s) for s in dkim_selector or ()),
+    )
     config = _dns_config(nameserver, timeout, retries, concurrency)
     options = RunOptions(checks=checks, check_timeout=check_timeout, trace=trace)
     _run(target, config, options, json, trace, fail_on)
@@ -160,6 +175,28 @@ def fcrdns(
     config = _dns_config(nameserver, timeout, retries, concurrency)
     options = RunOptions(checks=(CheckName.FCRDNS,), check_timeout=check_timeout, trace=trace)
     _run(run_on, config, options, json, trace, fail_on)
+
+
+@app.command()
+def dkim(
+    name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
+    dkim_selector: SelectorOpt = None,
+    nameserver: NameserverOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
+    json: JsonOpt = False,
+    trace: TraceOpt = False,
+    fail_on: FailOnOpt = Severity.ERROR,
+) -> None:
+    """Check a domain's DKIM keys: named selectors, or the common ones."""
+    target_domain = _input(parse_domain, name)
+    selectors = tuple(_input(parse_selector, s) for s in dkim_selector or ())
+    target = Target(label=target_domain, domain=target_domain, dkim_selectors=selectors)
+    config = _dns_config(nameserver, timeout, retries, concurrency)
+    options = RunOptions(checks=(CheckName.DKIM,), check_timeout=check_timeout, trace=trace)
+    _run(target, config, options, json, trace, fail_on)
 
 
 @app.command()

@@ -62,6 +62,7 @@ async def run_target(
     started_at = datetime.now(UTC)
     started = time.monotonic()
     client = DnsClient(dns_config)
+    selected = [name for name in CHECK_ORDER if name in options.checks]
     ctx = CheckContext(
         dns=client,
         domain=target.domain,
@@ -70,8 +71,8 @@ async def run_target(
         dkim_selectors=target.dkim_selectors,
         sender=target.sender,
         helo=target.helo,
+        selected=frozenset(name.value for name in selected),
     )
-    selected = [name for name in CHECK_ORDER if name in options.checks]
     results = await asyncio.gather(
         *(_run_one(name, registry[name], ctx, options.check_timeout) for name in selected)
     )

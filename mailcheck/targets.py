@@ -49,6 +49,21 @@ def parse_domain(text: str) -> str:
     return name
 
 
+_SELECTOR_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def parse_selector(text: str) -> str:
+    """A DKIM selector (RFC 6376 §3.1: dot-separated labels), lower case."""
+    selector = text.strip().strip(".").lower()
+    labels = selector.split(".")
+    if not selector or not all(_SELECTOR_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"{text!r} is not a DKIM selector: use the s= value of a DKIM-Signature header "
+            "(letters, digits, '-', '_' and dots)"
+        )
+    return selector
+
+
 def parse_ip(text: str) -> str:
     """An IP address in canonical form; IPv4-mapped IPv6 becomes IPv4 (RFC 4291 §2.5.5.2)."""
     try:

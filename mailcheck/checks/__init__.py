@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from mailcheck.checks.base import Check, CheckContext
+from mailcheck.checks.dkim import DkimCheck
 from mailcheck.checks.dmarc import DmarcCheck
 from mailcheck.checks.fcrdns import FcrdnsCheck
 from mailcheck.checks.mx import MxCheck
@@ -15,12 +16,14 @@ class CheckName(enum.StrEnum):
 
     MX = "mx"
     FCRDNS = "fcrdns"
+    DKIM = "dkim"
     DMARC = "dmarc"
 
 
 CHECKS: dict[CheckName, Check] = {
     CheckName.MX: MxCheck(),
     CheckName.FCRDNS: FcrdnsCheck(),
+    CheckName.DKIM: DkimCheck(),
     CheckName.DMARC: DmarcCheck(),
 }
 

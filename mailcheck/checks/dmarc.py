@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from publicsuffixlist import PublicSuffixList
 
 from mailcheck.checks.base import CheckContext, lookup_failed
+from mailcheck.checks.dkim import has_usable_key, observe_dkim
 from mailcheck.checks.dmarc_record import (
     KNOWN_TAGS,
     REMOVED_TAGS,
@@ -503,4 +504,8 @@ class DmarcCheck:
         if domain is None:
             return CheckResult(CHECK, Status.SKIPPED)
         obs = await gather_dmarc(ctx.dns, domain)
-        return evaluate_dmarc(obs)
+        dkim_key: bool | None = None
+        if "dkim" in ctx.selected:
+            dkim = await observe_dkim(ctx)
+            dkim_key = has_usable_key(dkim) if dkim is not None else None
+        return evaluate_dmarc(obs, dkim_key)

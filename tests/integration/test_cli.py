@@ -46,7 +46,7 @@ def test_good_domain_exits_0_and_validates(lab: LabHandle) -> None:
     code, doc = run_json(lab, "domain", "good.test", "--ip", "192.0.2.20")
     assert code == 0
     assert doc["schema_version"] == 1 and doc["target"] == "good.test"
-    assert [c["check"] for c in doc["checks"]] == ["mx", "fcrdns", "dmarc"]
+    assert [c["check"] for c in doc["checks"]] == ["mx", "fcrdns", "dkim", "dmarc"]
     assert doc["summary"]["status"] == "pass"
     assert doc["dns"]["queries"] > 0 and "trace" not in doc["dns"]
 
@@ -71,6 +71,8 @@ def test_broken_domain_exits_1_with_one_line(lab: LabHandle) -> None:
         ("domain", "good.test", "--no-such-option"),
         ("domain",),
         ("fcrdns", "not_a_host!"),
+        ("dkim", "good.test", "--dkim-selector", "bad selector!"),
+        ("dmarc", "bad..name"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args: tuple[str, ...]) -> None:
