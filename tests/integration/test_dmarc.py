@@ -36,6 +36,8 @@ def fast_config(lab: LabHandle) -> DnsConfig:
             Status.WARNING,
         ),
         ("x.servfail.test", ["dns.servfail"], Status.ERROR),
+        ("x.refused.test", ["dns.refused"], Status.ERROR),
+        ("dup.dmarc.test", ["dmarc.duplicate-tag", "dmarc.policy-none"], Status.FAIL),
     ],
 )
 def test_fixture_domains(

@@ -54,6 +54,7 @@ def test_broken_domain_names_every_fault(lab_config: DnsConfig) -> None:
         ("x.servfail.test", "dns.servfail", Status.ERROR),
         ("x.refused.test", "dns.refused", Status.ERROR),
         ("x.timeout.test", "dns.timeout", Status.ERROR),
+        ("x.formerr.test", "dns.error", Status.ERROR),
     ],
 )
 def test_fixture_domains(lab_config: DnsConfig, domain: str, code: str, status: Status) -> None:

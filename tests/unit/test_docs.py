@@ -40,3 +40,9 @@ def test_every_check_has_a_docs_section() -> None:
     text = (ROOT / "docs" / "checks.md").read_text()
     for check in CHECK_ORDER:
         assert f"## `{check.value}`" in text
+
+
+def test_every_finding_code_is_exercised_by_a_test() -> None:
+    tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    untested = {code for code in codes_in_source() if code not in tests}
+    assert not untested, f"no test mentions these codes: {sorted(untested)}"
