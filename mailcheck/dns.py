@@ -34,7 +34,7 @@ from mailcheck.model import DnsSummary
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_RETRIES = 1
-DEFAULT_CONCURRENCY = 20
+DEFAULT_CONCURRENCY = 50
 EDNS_PAYLOAD = 1232  # RFC 9715 / DNS flag day 2020: avoids IP fragmentation
 MAX_CNAME_HOPS = 8
 
