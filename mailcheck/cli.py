@@ -132,7 +132,7 @@ def domain(
     trace: TraceOpt = False,
     fail_on: FailOnOpt = Severity.ERROR,
 ) -> None:
-    """Check a mail domain: every check (MX, reverse DNS, DKIM, DMARC...)."""
+    """Check a mail domain: MX, reverse DNS, SPF, DKIM and DMARC."""
     target_domain = _input(parse_domain, name)
     ips = tuple(_input(parse_ip, text) for text in ip or ())
     checks = _input(parse_check_list, only) if only else CHECK_ORDER
@@ -175,6 +175,56 @@ def fcrdns(
     config = _dns_config(nameserver, timeout, retries, concurrency)
     options = RunOptions(checks=(CheckName.FCRDNS,), check_timeout=check_timeout, trace=trace)
     _run(run_on, config, options, json, trace, fail_on)
+
+
+@app.command()
+def spf(
+    name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The domain whose SPF to check.")],
+    ip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ip",
+            metavar="IP",
+            help="Evaluate check_host() for this client address; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--sender", metavar="ADDR", help="MAIL FROM for the evaluation.", show_default=False
+        ),
+    ] = None,
+    helo: Annotated[
+        str | None,
+        typer.Option(
+            "--helo", metavar="NAME", help="HELO name for the evaluation.", show_default=False
+        ),
+    ] = None,
+    nameserver: NameserverOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
+    json: JsonOpt = False,
+    trace: TraceOpt = False,
+    fail_on: FailOnOpt = Severity.ERROR,
+) -> None:
+    """Check a domain's SPF: the lookup tree, and check_host() for --ip addresses."""
+    ips = tuple(_input(parse_ip, text) for text in ip or ())
+    if ips:
+        # Evaluating like a receiver: a malformed domain or sender is the RFC's result
+        # (none, RFC 7208 §4.3), not a usage error.
+        try:
+            target_domain = parse_domain(name)
+        except ValueError:
+            target_domain = name.strip()
+    else:
+        target_domain = _input(parse_domain, name)
+    target = Target(label=target_domain, domain=target_domain, ips=ips, sender=sender, helo=helo)
+    config = _dns_config(nameserver, timeout, retries, concurrency)
+    options = RunOptions(checks=(CheckName.SPF,), check_timeout=check_timeout, trace=trace)
+    _run(target, config, options, json, trace, fail_on)
 
 
 @app.command()

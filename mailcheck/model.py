@@ -92,6 +92,16 @@ class FactTable:
 
 
 @dataclass(frozen=True)
+class FactTree:
+    """A tree of facts a check wants shown to people (e.g. an SPF include tree)."""
+
+    label: str
+    """This node's text."""
+    children: tuple[FactTree, ...] = ()
+    """The nodes below it, in order."""
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """The outcome of one check for one target."""
 
@@ -105,6 +115,8 @@ class CheckResult:
     """Check-specific observations for machines (documented per check in docs/)."""
     facts: FactTable | None = None
     """What a person should see besides the findings (e.g. MX hosts and their addresses)."""
+    tree: FactTree | None = None
+    """A tree a person should see besides the findings (drawn under the facts)."""
 
     @classmethod
     def from_findings(
@@ -113,10 +125,11 @@ class CheckResult:
         findings: Iterable[Finding],
         data: Mapping[str, Any] | None = None,
         facts: FactTable | None = None,
+        tree: FactTree | None = None,
     ) -> CheckResult:
         """Derive the status from the findings: errors fail, unknowns are `error`, and so on."""
         found = tuple(findings)
-        return cls(check, status_of(found), found, dict(data or {}), facts)
+        return cls(check, status_of(found), found, dict(data or {}), facts, tree)
 
     def to_json(self) -> dict[str, Any]:
         """The check as it appears in the JSON report."""

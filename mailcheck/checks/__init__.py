@@ -9,6 +9,7 @@ from mailcheck.checks.dkim import DkimCheck
 from mailcheck.checks.dmarc import DmarcCheck
 from mailcheck.checks.fcrdns import FcrdnsCheck
 from mailcheck.checks.mx import MxCheck
+from mailcheck.checks.spf import SpfCheck
 
 
 class CheckName(enum.StrEnum):
@@ -16,6 +17,7 @@ class CheckName(enum.StrEnum):
 
     MX = "mx"
     FCRDNS = "fcrdns"
+    SPF = "spf"
     DKIM = "dkim"
     DMARC = "dmarc"
 
@@ -23,6 +25,7 @@ class CheckName(enum.StrEnum):
 CHECKS: dict[CheckName, Check] = {
     CheckName.MX: MxCheck(),
     CheckName.FCRDNS: FcrdnsCheck(),
+    CheckName.SPF: SpfCheck(),
     CheckName.DKIM: DkimCheck(),
     CheckName.DMARC: DmarcCheck(),
 }

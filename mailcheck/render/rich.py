@@ -12,9 +12,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from mailcheck.checks import CHECKS, CheckName
-from mailcheck.model import CheckResult, Report, Severity, Status
+from mailcheck.model import CheckResult, FactTree, Report, Severity, Status
 
 _STATUS_STYLE = {
     Status.PASS: "bold green",
@@ -81,6 +82,8 @@ class RichRenderer:
             for row in result.facts.rows:
                 facts.add_row(*row)
             console.print(facts)
+        if result.tree is not None:
+            console.print(_rich_tree(result.tree))
         if result.findings:
             table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2))
             table.add_column("severity", no_wrap=True)
@@ -126,6 +129,14 @@ class RichRenderer:
             (status.value.upper(), _STATUS_STYLE[status]),
             f" — checks: {checks}; findings: {found}",
         )
+
+
+def _rich_tree(node: FactTree, parent: Tree | None = None) -> Tree:
+    """A FactTree as a rich Tree (labels as plain text: no markup is interpreted)."""
+    branch = Tree(Text(node.label)) if parent is None else parent.add(Text(node.label))
+    for child in node.children:
+        _rich_tree(child, branch)
+    return branch
 
 
 def _description(check: str) -> str:

@@ -188,7 +188,11 @@ def run_scenario_server(zone_dir: Path) -> LabHandle:
             ready.set_exception(exc)
             return
         loop = asyncio.get_running_loop()
-        ready.set_result(lambda: loop.call_soon_threadsafe(stop_event.set))
+
+        def request_stop() -> None:  # called from the caller's thread
+            loop.call_soon_threadsafe(stop_event.set)
+
+        ready.set_result(request_stop)
         try:
             await stop_event.wait()
         finally:
