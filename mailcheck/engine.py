@@ -38,6 +38,8 @@ class Target:
     """Envelope sender for SPF evaluation."""
     helo: str | None = None
     """HELO name for SPF evaluation."""
+    dnsbl_zones: tuple[str, ...] = ()
+    """Blocklist zones replacing the default lists."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ async def run_target(
         dkim_selectors=target.dkim_selectors,
         sender=target.sender,
         helo=target.helo,
+        dnsbl_zones=target.dnsbl_zones,
         selected=frozenset(name.value for name in selected),
     )
     results = await asyncio.gather(

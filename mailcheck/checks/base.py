@@ -31,6 +31,8 @@ class CheckContext:
     """The envelope sender (MAIL FROM) for SPF evaluation (--sender), as given."""
     helo: str | None = None
     """The HELO/EHLO name for SPF evaluation (--helo), as given."""
+    dnsbl_zones: tuple[str, ...] = ()
+    """Blocklist zones the user named (--dnsbl); when given, they replace the default lists."""
     selected: frozenset[str] = frozenset()
     """The names of the checks in this run (a check may use another's facts only if it runs)."""
     _facts: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
