@@ -12,11 +12,14 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
 from mailcheck import __version__
+from mailcheck.batch.inputs import read_batch
+from mailcheck.batch.session import BatchSettings, execute, previous_document
 from mailcheck.checks import CHECK_ORDER, CheckName
 from mailcheck.dns import (
     DEFAULT_CONCURRENCY,
@@ -267,6 +270,93 @@ def dmarc(
     config = _dns_config(nameserver, timeout, retries, concurrency)
     options = RunOptions(checks=(CheckName.DMARC,), check_timeout=check_timeout, trace=trace)
     _run(target, config, options, json, trace, fail_on)
+
+
+@app.command()
+def batch(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE|-", help="Domains, one per line, or a zone file; - for stdin."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Keep DIR/mailcheck-<UTC>.json and latest.json.",
+            show_default=False,
+        ),
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            "--keep",
+            metavar="N",
+            min=1,
+            help="Keep only the N newest reports in --out.",
+            show_default=False,
+        ),
+    ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            metavar="PREVIOUS.json",
+            help="Report what changed (default with --out: DIR/latest.json).",
+            show_default=False,
+        ),
+    ] = None,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One report per line as each ends.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="Print nothing unless the exit code is 1 (for cron).")
+    ] = False,
+    at_once: Annotated[
+        int, typer.Option("--domains-at-once", metavar="N", min=1, help="Domains checked at once.")
+    ] = 25,
+    only: OnlyOpt = None,
+    nameserver: NameserverOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
+    json: JsonOpt = False,
+    fail_on: FailOnOpt = Severity.ERROR,
+) -> None:
+    """Check many domains (cron): JSON reports kept atomically, and what changed."""
+    parsed = _input(read_batch, _read_source(source))
+    if not parsed.entries:
+        raise InputError(f"{source}: no domain to check")
+    settings = BatchSettings(
+        as_json=json,
+        jsonl=jsonl,
+        out=out,
+        keep=keep,
+        compare=compare,
+        fail_on=fail_on,
+        quiet=quiet,
+        at_once=at_once,
+    )
+    previous = _input(lambda _: previous_document(settings), "")
+    checks = _input(parse_check_list, only) if only else CHECK_ORDER
+    config = _dns_config(nameserver, timeout, retries, concurrency)
+    options = RunOptions(checks=checks, check_timeout=check_timeout)
+    outcome = execute(parsed, config, options, settings, previous)
+    if outcome.reason:
+        _say(outcome.reason)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _read_source(source: str) -> str:
+    try:
+        if source == "-":
+            return sys.stdin.read()
+        return Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {source}: {exc}") from None
 
 
 def _input(parse: Callable[[str], T], text: str) -> T:

@@ -228,6 +228,19 @@ class DnsClient:
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._stats = _Stats()
 
+    def child(self) -> DnsClient:
+        """A client sharing this one's cache and concurrency bound, with its own counts.
+
+        A batch run gives each domain a child: a name two domains share is asked once per run,
+        and each domain's report still says which queries it caused.
+        """
+        view = DnsClient.__new__(DnsClient)
+        view.config = self.config
+        view._cache = self._cache
+        view._semaphore = self._semaphore
+        view._stats = _Stats()
+        return view
+
     async def query(self, name: str, rdtype: str) -> DnsAnswer:
         """Look up `name`/`rdtype`; every outcome, failures included, is a DnsAnswer."""
         rdtype = rdtype.upper()

@@ -59,11 +59,15 @@ async def run_target(
     dns_config: DnsConfig,
     options: RunOptions,
     registry: Mapping[CheckName, Check] = CHECKS,
+    client: DnsClient | None = None,
 ) -> Report:
-    """Run the selected checks against a target and build the report."""
+    """Run the selected checks against a target and build the report.
+
+    `client` lets several targets share one DNS cache (a batch passes `DnsClient.child()`s).
+    """
     started_at = datetime.now(UTC)
     started = time.monotonic()
-    client = DnsClient(dns_config)
+    client = client or DnsClient(dns_config)
     selected = [name for name in CHECK_ORDER if name in options.checks]
     ctx = CheckContext(
         dns=client,

@@ -17,7 +17,7 @@ from rich.tree import Tree
 from mailcheck.checks import CHECKS, CheckName
 from mailcheck.model import CheckResult, FactTree, Report, Severity, Status
 
-_STATUS_STYLE = {
+STATUS_STYLE = {
     Status.PASS: "bold green",
     Status.WARNING: "bold yellow",
     Status.FAIL: "bold red",
@@ -25,7 +25,7 @@ _STATUS_STYLE = {
     Status.SKIPPED: "dim",
 }
 
-_SEVERITY_STYLE = {
+SEVERITY_STYLE = {
     Severity.INFO: "cyan",
     Severity.WARNING: "yellow",
     Severity.ERROR: "red",
@@ -65,7 +65,7 @@ class RichRenderer:
         console.print(
             Text.assemble(
                 (f"{result.check.upper():<8}", "bold"),
-                (f"{status.value.upper():<8}", _STATUS_STYLE[status]),
+                (f"{status.value.upper():<8}", STATUS_STYLE[status]),
                 (description, "dim"),
             )
         )
@@ -97,7 +97,7 @@ class RichRenderer:
                     body.append("\n→ ", style="bold")
                     body.append(finding.remedy)
                 table.add_row(
-                    Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity]), body
+                    Text(finding.severity.value, style=SEVERITY_STYLE[finding.severity]), body
                 )
             console.print(table)
 
@@ -126,7 +126,7 @@ class RichRenderer:
         found = ", ".join(f"{findings[s.value]} {s.value}" for s in reversed(Severity))
         return Text.assemble(
             ("Summary: ", "bold"),
-            (status.value.upper(), _STATUS_STYLE[status]),
+            (status.value.upper(), STATUS_STYLE[status]),
             f" — checks: {checks}; findings: {found}",
         )
 

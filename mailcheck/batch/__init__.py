@@ -1,0 +1,1 @@
+"""Batch runs: many domains in one run, reports kept atomically, and what changed since."""
