@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 LAB := .lab
 LAB_PORT ?= 5354
 LAB_NS := 127.0.0.1:$(LAB_PORT)
+# The lab's own blocklists (the shipped ones are real zones the offline lab does not serve).
+LAB_LISTS := fixtures/dnsbl/lab-lists.toml
 # Debian packages the tests use (a real validating resolver for the DNSSEC/AD tests).
 DEBS := unbound
 
@@ -65,9 +67,9 @@ lab-down:
 
 demo: lab-up
 	@echo; echo "== a well-configured domain =="; echo
-	$(BIN)/mailcheck domain good.test --nameserver $(LAB_NS) --ip 192.0.2.20
+	$(BIN)/mailcheck domain good.test --nameserver $(LAB_NS) --ip 192.0.2.20 --dnsbl-config $(LAB_LISTS)
 	@echo; echo "== a broken domain (exit code 1: it has errors) =="; echo
-	$(BIN)/mailcheck domain broken.test --nameserver $(LAB_NS) || [ $$? -eq 1 ]
+	$(BIN)/mailcheck domain broken.test --nameserver $(LAB_NS) --dnsbl-config $(LAB_LISTS) || [ $$? -eq 1 ]
 	@echo; echo "The lab keeps running on $(LAB_NS): try 'mailcheck domain nullmx.test -n $(LAB_NS)'"
 	@echo "(. $(BIN)/activate first); 'make lab-down' stops it."
 

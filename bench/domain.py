@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+LAB_LISTS = ROOT / "fixtures" / "dnsbl" / "lab-lists.toml"  # the lab does not serve real DNSBLs
 sys.path.insert(0, str(ROOT))  # for tests.lab, which is not an installed package
 
 import dns.nameserver  # noqa: E402
@@ -98,12 +99,14 @@ class Stats:
 
 def _mailcheck(domain: str, config: DnsConfig) -> Report:
     target = Target(label=domain, domain=domain)
-    return asyncio.run(run_target(target, config, RunOptions(trace=True)))
+    return asyncio.run(run_target(target, config, RunOptions(trace=True, dnsbl_config=LAB_LISTS)))
 
 
 async def _batch(domains: Sequence[str], config: DnsConfig) -> list[Report]:
     return list(
-        await asyncio.gather(*(run_target(Target(d, d), config, RunOptions()) for d in domains))
+        await asyncio.gather(
+            *(run_target(Target(d, d), config, RunOptions(dnsbl_config=LAB_LISTS)) for d in domains)
+        )
     )
 
 

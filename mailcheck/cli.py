@@ -21,6 +21,7 @@ from mailcheck import __version__
 from mailcheck.batch.inputs import read_batch
 from mailcheck.batch.session import BatchSettings, execute, previous_document
 from mailcheck.checks import CHECK_ORDER, CheckName
+from mailcheck.checks.dnsbl_catalogue import load_lists
 from mailcheck.dns import (
     DEFAULT_CONCURRENCY,
     DEFAULT_RETRIES,
@@ -109,6 +110,25 @@ SelectorOpt = Annotated[
         show_default=False,
     ),
 ]
+DnsblOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dnsbl",
+        metavar="ZONE",
+        help="A blocklist zone to ask (repeatable); replaces the default lists.",
+        show_default=False,
+    ),
+]
+DnsblConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dnsbl-config",
+        metavar="FILE",
+        envvar="MAILCHECK_DNSBL_CONFIG",
+        help="Blocklist definitions (TOML) adding to or replacing the shipped lists.",
+        show_default=False,
+    ),
+]
 OnlyOpt = Annotated[
     str | None,
     typer.Option(
@@ -125,6 +145,8 @@ def domain(
     name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
     ip: IpOpt = None,
     dkim_selector: SelectorOpt = None,
+    dnsbl: DnsblOpt = None,
+    dnsbl_config: DnsblConfigOpt = None,
     only: OnlyOpt = None,
     nameserver: NameserverOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
@@ -135,7 +157,7 @@ def domain(
     trace: TraceOpt = False,
     fail_on: FailOnOpt = Severity.ERROR,
 ) -> None:
-    """Check a mail domain: MX, reverse DNS, SPF, DKIM and DMARC."""
+    """Check a mail domain: every check, one report."""
     target_domain = _input(parse_domain, name)
     ips = tuple(_input(parse_ip, text) for text in ip or ())
     checks = _input(parse_check_list, only) if only else CHECK_ORDER
@@ -146,7 +168,14 @@ def domain(
         dkim_selectors=tuple(_input(parse_selector, s) for s in dkim_selector or ()),
     )
     config = _dns_config(nameserver, timeout, retries, concurrency)
-    options = RunOptions(checks=checks, check_timeout=check_timeout, trace=trace)
+    zones = _dnsbl_lists(dnsbl, dnsbl_config)
+    options = RunOptions(
+        checks=checks,
+        check_timeout=check_timeout,
+        trace=trace,
+        dnsbl_zones=zones,
+        dnsbl_config=dnsbl_config,
+    )
     _run(target, config, options, json, trace, fail_on)
 
 
@@ -178,6 +207,49 @@ def fcrdns(
     config = _dns_config(nameserver, timeout, retries, concurrency)
     options = RunOptions(checks=(CheckName.FCRDNS,), check_timeout=check_timeout, trace=trace)
     _run(run_on, config, options, json, trace, fail_on)
+
+
+@app.command("dnsbl")
+def dnsbl_command(
+    target: Annotated[
+        str,
+        typer.Argument(metavar="IP|DOMAIN", help="An address, or a domain (its MX and itself)."),
+    ],
+    dnsbl: DnsblOpt = None,
+    dnsbl_config: DnsblConfigOpt = None,
+    nameserver: NameserverOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
+    json: JsonOpt = False,
+    trace: TraceOpt = False,
+    fail_on: FailOnOpt = Severity.ERROR,
+) -> None:
+    """Check blocklists (DNSBL) for an address, or a domain and its MX."""
+    if is_ip(target):
+        address = _input(parse_ip, target)
+        run_on = Target(label=address, ips=(address,))
+    else:
+        name = _input(parse_domain, target)
+        run_on = Target(label=name, domain=name)
+    config = _dns_config(nameserver, timeout, retries, concurrency)
+    zones = _dnsbl_lists(dnsbl, dnsbl_config)
+    options = RunOptions(
+        checks=(CheckName.DNSBL,),
+        check_timeout=check_timeout,
+        trace=trace,
+        dnsbl_zones=zones,
+        dnsbl_config=dnsbl_config,
+    )
+    _run(run_on, config, options, json, trace, fail_on)
+
+
+def _dnsbl_lists(zones: list[str] | None, config: Path | None) -> tuple[str, ...]:
+    """Validate --dnsbl and --dnsbl-config before the run (a bad one is exit 2)."""
+    given = tuple(zones or ())
+    _input(lambda _: load_lists(config, given), "")
+    return given
 
 
 @app.command()
@@ -213,7 +285,7 @@ def spf(
     trace: TraceOpt = False,
     fail_on: FailOnOpt = Severity.ERROR,
 ) -> None:
-    """Check a domain's SPF: the lookup tree, and check_host() for --ip addresses."""
+    """Check a domain's SPF: lookup tree, and check_host() for --ip."""
     ips = tuple(_input(parse_ip, text) for text in ip or ())
     if ips:
         # Evaluating like a receiver: a malformed domain or sender is the RFC's result
@@ -264,7 +336,7 @@ def dmarc(
     trace: TraceOpt = False,
     fail_on: FailOnOpt = Severity.ERROR,
 ) -> None:
-    """Check a domain's DMARC policy: discovery, tags, report authorization."""
+    """Check a domain's DMARC policy and its reporting."""
     target_domain = _input(parse_domain, name)
     target = Target(label=target_domain, domain=target_domain)
     config = _dns_config(nameserver, timeout, retries, concurrency)
@@ -318,6 +390,8 @@ def batch(
         int, typer.Option("--domains-at-once", metavar="N", min=1, help="Domains checked at once.")
     ] = 25,
     only: OnlyOpt = None,
+    dnsbl: DnsblOpt = None,
+    dnsbl_config: DnsblConfigOpt = None,
     nameserver: NameserverOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     retries: RetriesOpt = DEFAULT_RETRIES,
@@ -326,7 +400,7 @@ def batch(
     json: JsonOpt = False,
     fail_on: FailOnOpt = Severity.ERROR,
 ) -> None:
-    """Check many domains (cron): JSON reports kept atomically, and what changed."""
+    """Check many domains (cron): kept reports, and what changed."""
     parsed = _input(read_batch, _read_source(source))
     if not parsed.entries:
         raise InputError(f"{source}: no domain to check")
@@ -343,7 +417,10 @@ def batch(
     previous = _input(lambda _: previous_document(settings), "")
     checks = _input(parse_check_list, only) if only else CHECK_ORDER
     config = _dns_config(nameserver, timeout, retries, concurrency)
-    options = RunOptions(checks=checks, check_timeout=check_timeout)
+    zones = _dnsbl_lists(dnsbl, dnsbl_config)
+    options = RunOptions(
+        checks=checks, check_timeout=check_timeout, dnsbl_zones=zones, dnsbl_config=dnsbl_config
+    )
     outcome = execute(parsed, config, options, settings, previous)
     if outcome.reason:
         _say(outcome.reason)

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from mailcheck.checks import CHECK_ORDER, CHECKS, Check, CheckContext, CheckName
 from mailcheck.dns import DnsClient, DnsConfig
@@ -38,8 +39,6 @@ class Target:
     """Envelope sender for SPF evaluation."""
     helo: str | None = None
     """HELO name for SPF evaluation."""
-    dnsbl_zones: tuple[str, ...] = ()
-    """Blocklist zones replacing the default lists."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,10 @@ class RunOptions:
     """Seconds one check may take, its lookups included."""
     trace: bool = False
     """Keep every query in the report."""
+    dnsbl_zones: tuple[str, ...] = ()
+    """Blocklist zones replacing the default lists."""
+    dnsbl_config: Path | None = None
+    """A blocklist config file."""
 
 
 async def run_target(
@@ -77,7 +80,8 @@ async def run_target(
         dkim_selectors=target.dkim_selectors,
         sender=target.sender,
         helo=target.helo,
-        dnsbl_zones=target.dnsbl_zones,
+        dnsbl_zones=options.dnsbl_zones,
+        dnsbl_config=options.dnsbl_config,
         selected=frozenset(name.value for name in selected),
     )
     results = await asyncio.gather(

@@ -7,6 +7,7 @@ import enum
 from mailcheck.checks.base import Check, CheckContext
 from mailcheck.checks.dkim import DkimCheck
 from mailcheck.checks.dmarc import DmarcCheck
+from mailcheck.checks.dnsbl import DnsblCheck
 from mailcheck.checks.fcrdns import FcrdnsCheck
 from mailcheck.checks.mx import MxCheck
 from mailcheck.checks.spf import SpfCheck
@@ -17,6 +18,7 @@ class CheckName(enum.StrEnum):
 
     MX = "mx"
     FCRDNS = "fcrdns"
+    DNSBL = "dnsbl"
     SPF = "spf"
     DKIM = "dkim"
     DMARC = "dmarc"
@@ -25,6 +27,7 @@ class CheckName(enum.StrEnum):
 CHECKS: dict[CheckName, Check] = {
     CheckName.MX: MxCheck(),
     CheckName.FCRDNS: FcrdnsCheck(),
+    CheckName.DNSBL: DnsblCheck(),
     CheckName.SPF: SpfCheck(),
     CheckName.DKIM: DkimCheck(),
     CheckName.DMARC: DmarcCheck(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from mailcheck.dns import DnsAnswer, DnsClient, Outcome
@@ -33,6 +34,8 @@ class CheckContext:
     """The HELO/EHLO name for SPF evaluation (--helo), as given."""
     dnsbl_zones: tuple[str, ...] = ()
     """Blocklist zones the user named (--dnsbl); when given, they replace the default lists."""
+    dnsbl_config: Path | None = None
+    """A blocklist config file (--dnsbl-config) adding to or replacing the shipped lists."""
     selected: frozenset[str] = frozenset()
     """The names of the checks in this run (a check may use another's facts only if it runs)."""
     _facts: dict[str, asyncio.Future[Any]] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsonschema
 
+from tests.conftest import ROOT
 from tests.integration.test_cli import SCHEMA, mailcheck
 from tests.lab.dnsserver import LabHandle
 
@@ -67,8 +68,10 @@ def test_jsonl_streams_one_report_per_line(lab: LabHandle) -> None:
 
 def mailcheck_stdin(lab: LabHandle, text: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `mailcheck batch -` with `text` on stdin."""
+    lists = str(ROOT / "fixtures" / "dnsbl" / "lab-lists.toml")
     return subprocess.run(
-        [sys.executable, "-m", "mailcheck", "batch", "-", *args, "-n", lab.address],
+        [sys.executable, "-m", "mailcheck", "batch", "-", *args, "-n", lab.address,
+         "--dnsbl-config", lists],
         input=text,
         capture_output=True,
         text=True,

@@ -24,6 +24,8 @@ def mailcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     """Run the real command in a child process, with a fixed width and no colour."""
     full_env = {k: v for k, v in os.environ.items() if k != "MAILCHECK_NAMESERVER"}
     full_env.update({"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"})
+    # The shipped blocklists are real zones the lab does not serve: use the lab's own lists.
+    full_env["MAILCHECK_DNSBL_CONFIG"] = str(ROOT / "fixtures" / "dnsbl" / "lab-lists.toml")
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "mailcheck", *args],
@@ -46,7 +48,7 @@ def test_good_domain_exits_0_and_validates(lab: LabHandle) -> None:
     code, doc = run_json(lab, "domain", "good.test", "--ip", "192.0.2.20")
     assert code == 0
     assert doc["schema_version"] == 1 and doc["target"] == "good.test"
-    assert [c["check"] for c in doc["checks"]] == ["mx", "fcrdns", "spf", "dkim", "dmarc"]
+    assert [c["check"] for c in doc["checks"]] == ["mx", "fcrdns", "dnsbl", "spf", "dkim", "dmarc"]
     assert doc["summary"]["status"] == "pass"
     assert doc["dns"]["queries"] > 0 and "trace" not in doc["dns"]
 
