@@ -8,8 +8,8 @@ LAB_PORT ?= 5354
 LAB_NS := 127.0.0.1:$(LAB_PORT)
 # The lab's own blocklists (the shipped ones are real zones the offline lab does not serve).
 LAB_LISTS := fixtures/dnsbl/lab-lists.toml
-# Debian packages the tests use (a real validating resolver for the DNSSEC/AD tests).
-DEBS := unbound
+# Debian packages the tests use: a validating resolver (DNSSEC/AD tests) and Postfix (queue).
+DEBS := unbound postfix
 
 .PHONY: all install debs lint test demo lab-up lab-down bench clean
 
@@ -38,6 +38,7 @@ debs:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 	    apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 \
 	      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
 	  else echo "mailcheck: not root, not installing:$$missing (tests that need them will skip)"; fi; \
@@ -76,6 +77,7 @@ demo: lab-up
 bench: install
 	$(BIN)/python bench/domain.py
 	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/queue.py
 
 clean: lab-down
 	rm -rf $(VENV) $(LAB) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

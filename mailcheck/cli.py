@@ -33,6 +33,7 @@ from mailcheck.dns import (
 )
 from mailcheck.engine import DEFAULT_CHECK_TIMEOUT, RunOptions, Target, parse_check_list, run_target
 from mailcheck.model import Report, Severity
+from mailcheck.queue.cli import queue_command
 from mailcheck.render import Renderer
 from mailcheck.render.json import JsonRenderer
 from mailcheck.render.rich import RichRenderer
@@ -434,6 +435,9 @@ def _read_source(source: str) -> str:
         return Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {source}: {exc}") from None
+
+
+app.command("queue")(queue_command)
 
 
 def _input(parse: Callable[[str], T], text: str) -> T:

@@ -80,7 +80,7 @@ class RichRenderer:
             for column in result.facts.columns:
                 facts.add_column(column, overflow="fold")
             for row in result.facts.rows:
-                facts.add_row(*row)
+                facts.add_row(*(Text(cell) for cell in row))  # data, never rich markup
             console.print(facts)
         if result.tree is not None:
             console.print(_rich_tree(result.tree))
