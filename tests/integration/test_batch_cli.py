@@ -70,8 +70,18 @@ def mailcheck_stdin(lab: LabHandle, text: str, *args: str) -> subprocess.Complet
     """Run `mailcheck batch -` with `text` on stdin."""
     lists = str(ROOT / "fixtures" / "dnsbl" / "lab-lists.toml")
     return subprocess.run(
-        [sys.executable, "-m", "mailcheck", "batch", "-", *args, "-n", lab.address,
-         "--dnsbl-config", lists],
+        [
+            sys.executable,
+            "-m",
+            "mailcheck",
+            "batch",
+            "-",
+            *args,
+            "-n",
+            lab.address,
+            "--dnsbl-config",
+            lists,
+        ],
         input=text,
         capture_output=True,
         text=True,
