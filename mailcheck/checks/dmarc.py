@@ -14,10 +14,9 @@ from publicsuffixlist import PublicSuffixList
 from mailcheck.checks.base import CheckContext, lookup_failed
 from mailcheck.checks.dkim import has_usable_key, observe_dkim
 from mailcheck.checks.dmarc_record import (
-    KNOWN_TAGS,
-    REMOVED_TAGS,
     DmarcRecord,
     is_dmarc_record,
+    judge_record,
     parse_dmarc_record,
 )
 from mailcheck.dns import DnsAnswer, DnsClient, Outcome
@@ -187,7 +186,7 @@ def evaluate_dmarc(obs: DmarcObservation, dkim_key_found: bool | None = None) ->
     if found is None:
         return CheckResult.from_findings(CHECK, findings, data)
     location, record = found
-    findings.extend(_judge_record(record, location))
+    findings.extend(judge_record(record, location))
     findings.extend(_judge_reporting(obs, record, location))
     spf = any(
         t.lower().startswith("v=spf1")
@@ -299,115 +298,6 @@ def _discover(
             )
         )
     return found.location, parse_dmarc_record(found.record)
-
-
-def _judge_record(record: DmarcRecord, location: str) -> list[Finding]:
-    name = f"_dmarc.{location}"
-    findings = [
-        Finding(
-            CHECK,
-            problem.code,
-            Severity.ERROR,
-            f"The DMARC record at {name} is invalid: {problem.message}.",
-            {"name": name, "record": record.text, "tag": problem.tag},
-            remedy="Correct the record; receivers may ignore an invalid DMARC record entirely.",
-            rfc="RFC 9989 §4.7",
-        )
-        for problem in record.problems
-    ]
-    for tag in record.tags:
-        if tag not in KNOWN_TAGS + REMOVED_TAGS:
-            findings.append(
-                Finding(
-                    CHECK,
-                    "dmarc.unknown-tag",
-                    Severity.WARNING,
-                    f"The DMARC record at {name} has an unknown tag {tag!r}; receivers ignore it "
-                    "(a typo of a real tag does nothing).",
-                    {"name": name, "tag": tag, "value": record.tags[tag]},
-                    remedy=f"Remove {tag}= or correct its name.",
-                    rfc="RFC 9989 §4.7",
-                )
-            )
-    pct = record.tags.get("pct")
-    if pct is not None and pct.isdigit() and int(pct) < 100:
-        findings.append(
-            Finding(
-                CHECK,
-                "dmarc.pct",
-                Severity.WARNING,
-                f"pct={pct} at {name}: receivers that still honour pct apply the policy to only "
-                f"{pct}% of failing mail. RFC 9989 removed pct.",
-                {"name": name, "pct": int(pct)},
-                remedy="Remove pct (use t=y while testing instead).",
-                rfc="RFC 9989 Appendix C",
-            )
-        )
-    for tag in REMOVED_TAGS:
-        if tag in record.tags and not (tag == "pct" and pct is not None and pct != "100"):
-            findings.append(
-                Finding(
-                    CHECK,
-                    "dmarc.removed-tag",
-                    Severity.INFO,
-                    f"The {tag} tag at {name} was removed by RFC 9989; receivers ignore it.",
-                    {"name": name, "tag": tag, "value": record.tags[tag]},
-                    remedy=f"Remove {tag}= from the record.",
-                    rfc="RFC 9989 Appendix C",
-                )
-            )
-    findings.extend(_judge_policy(record, name))
-    return findings
-
-
-def _judge_policy(record: DmarcRecord, name: str) -> list[Finding]:
-    findings: list[Finding] = []
-    if record.policy == "none":
-        findings.append(
-            Finding(
-                CHECK,
-                "dmarc.policy-none",
-                Severity.WARNING,
-                f"p=none at {name}: monitoring only; mail that fails DMARC is delivered as usual, "
-                "so the domain is not protected against spoofing.",
-                {"name": name, "p": "none"},
-                remedy="Once the reports show your own mail passes, move to p=quarantine, then "
-                "p=reject.",
-                rfc="RFC 9989 §4.7",
-            )
-        )
-    enforcing = record.policy in ("quarantine", "reject")
-    for tag, code, what in (
-        ("sp", "dmarc.sp-none", "subdomains"),
-        ("np", "dmarc.np-none", "non-existent subdomains"),
-    ):
-        if enforcing and record.tags.get(tag, "").lower() == "none":
-            findings.append(
-                Finding(
-                    CHECK,
-                    code,
-                    Severity.WARNING,
-                    f"{tag}=none at {name} under p={record.policy}: mail from {what} is not "
-                    "protected; spoofers use them.",
-                    {"name": name, tag: "none", "p": record.policy},
-                    remedy=f"Remove {tag}=none (it then follows p) or set it to quarantine/reject.",
-                    rfc="RFC 9989 §4.7",
-                )
-            )
-    if record.tags.get("t", "").lower() == "y":
-        findings.append(
-            Finding(
-                CHECK,
-                "dmarc.testing",
-                Severity.WARNING,
-                f"t=y at {name}: testing mode; receivers apply a policy one step weaker than "
-                f"p={record.policy}.",
-                {"name": name, "t": "y"},
-                remedy="Remove t=y when the reports show your mail passes.",
-                rfc="RFC 9989 §4.7",
-            )
-        )
-    return findings
 
 
 def _judge_reporting(obs: DmarcObservation, record: DmarcRecord, location: str) -> list[Finding]:

@@ -14,6 +14,9 @@ from typing import Any
 # ~150 ms while other lookups are in flight, and shows up as DNS time in the trace.
 from checkdmarc.dmarc import InvalidDMARCReportURI, parse_dmarc_report_uri
 
+from mailcheck.model import Finding, Severity
+
+CHECK = "dmarc"
 POLICIES = ("none", "quarantine", "reject")
 KNOWN_TAGS = ("v", "p", "sp", "np", "adkim", "aspf", "rua", "ruf", "fo", "psd", "t")
 REMOVED_TAGS = ("pct", "rf", "ri")  # RFC 9989 Appendix C: removed from DMARCbis
@@ -198,3 +201,113 @@ def _parse_uris(tags: dict[str, str], tag: str) -> tuple[tuple[ReportUri, ...], 
             continue
         uris.append(ReportUri(raw, parsed["scheme"], parsed["address"], parsed["size_limit"]))
     return tuple(uris), problems
+
+
+def judge_record(record: DmarcRecord, location: str) -> list[Finding]:
+    """Findings about the record itself: its defects, its tags, and the policy's strength."""
+    name = f"_dmarc.{location}"
+    findings = [
+        Finding(
+            CHECK,
+            problem.code,
+            Severity.ERROR,
+            f"The DMARC record at {name} is invalid: {problem.message}.",
+            {"name": name, "record": record.text, "tag": problem.tag},
+            remedy="Correct the record; receivers may ignore an invalid DMARC record entirely.",
+            rfc="RFC 9989 §4.7",
+        )
+        for problem in record.problems
+    ]
+    for tag in record.tags:
+        if tag not in KNOWN_TAGS + REMOVED_TAGS:
+            findings.append(
+                Finding(
+                    CHECK,
+                    "dmarc.unknown-tag",
+                    Severity.WARNING,
+                    f"The DMARC record at {name} has an unknown tag {tag!r}; receivers ignore it "
+                    "(a typo of a real tag does nothing).",
+                    {"name": name, "tag": tag, "value": record.tags[tag]},
+                    remedy=f"Remove {tag}= or correct its name.",
+                    rfc="RFC 9989 §4.7",
+                )
+            )
+    pct = record.tags.get("pct")
+    if pct is not None and pct.isdigit() and int(pct) < 100:
+        findings.append(
+            Finding(
+                CHECK,
+                "dmarc.pct",
+                Severity.WARNING,
+                f"pct={pct} at {name}: receivers that still honour pct apply the policy to only "
+                f"{pct}% of failing mail. RFC 9989 removed pct.",
+                {"name": name, "pct": int(pct)},
+                remedy="Remove pct (use t=y while testing instead).",
+                rfc="RFC 9989 Appendix C",
+            )
+        )
+    for tag in REMOVED_TAGS:
+        if tag in record.tags and not (tag == "pct" and pct is not None and pct != "100"):
+            findings.append(
+                Finding(
+                    CHECK,
+                    "dmarc.removed-tag",
+                    Severity.INFO,
+                    f"The {tag} tag at {name} was removed by RFC 9989; receivers ignore it.",
+                    {"name": name, "tag": tag, "value": record.tags[tag]},
+                    remedy=f"Remove {tag}= from the record.",
+                    rfc="RFC 9989 Appendix C",
+                )
+            )
+    findings.extend(_judge_policy(record, name))
+    return findings
+
+
+def _judge_policy(record: DmarcRecord, name: str) -> list[Finding]:
+    findings: list[Finding] = []
+    if record.policy == "none":
+        findings.append(
+            Finding(
+                CHECK,
+                "dmarc.policy-none",
+                Severity.WARNING,
+                f"p=none at {name}: monitoring only; mail that fails DMARC is delivered as usual, "
+                "so the domain is not protected against spoofing.",
+                {"name": name, "p": "none"},
+                remedy="Once the reports show your own mail passes, move to p=quarantine, then "
+                "p=reject.",
+                rfc="RFC 9989 §4.7",
+            )
+        )
+    enforcing = record.policy in ("quarantine", "reject")
+    for tag, code, what in (
+        ("sp", "dmarc.sp-none", "subdomains"),
+        ("np", "dmarc.np-none", "non-existent subdomains"),
+    ):
+        if enforcing and record.tags.get(tag, "").lower() == "none":
+            findings.append(
+                Finding(
+                    CHECK,
+                    code,
+                    Severity.WARNING,
+                    f"{tag}=none at {name} under p={record.policy}: mail from {what} is not "
+                    "protected; spoofers use them.",
+                    {"name": name, tag: "none", "p": record.policy},
+                    remedy=f"Remove {tag}=none (it then follows p) or set it to quarantine/reject.",
+                    rfc="RFC 9989 §4.7",
+                )
+            )
+    if record.tags.get("t", "").lower() == "y":
+        findings.append(
+            Finding(
+                CHECK,
+                "dmarc.testing",
+                Severity.WARNING,
+                f"t=y at {name}: testing mode; receivers apply a policy one step weaker than "
+                f"p={record.policy}.",
+                {"name": name, "t": "y"},
+                remedy="Remove t=y when the reports show your mail passes.",
+                rfc="RFC 9989 §4.7",
+            )
+        )
+    return findings
