@@ -71,8 +71,9 @@ demo: lab-up
 	$(BIN)/mailcheck domain good.test --nameserver $(LAB_NS) --ip 192.0.2.20 --dnsbl-config $(LAB_LISTS)
 	@echo; echo "== a broken domain (exit code 1: it has errors) =="; echo
 	$(BIN)/mailcheck domain broken.test --nameserver $(LAB_NS) --dnsbl-config $(LAB_LISTS) || [ $$? -eq 1 ]
-	@echo; echo "The lab keeps running on $(LAB_NS): try 'mailcheck domain nullmx.test -n $(LAB_NS)'"
-	@echo "(. $(BIN)/activate first); 'make lab-down' stops it."
+	@echo; echo "The lab keeps running on $(LAB_NS); 'make lab-down' stops it. Try:"
+	@echo "  . $(BIN)/activate; export MAILCHECK_NAMESERVER=$(LAB_NS) MAILCHECK_DNSBL_CONFIG=$(LAB_LISTS)"
+	@echo "  mailcheck domain nullmx.test"
 
 bench: install
 	$(BIN)/python bench/domain.py
