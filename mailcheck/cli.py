@@ -8,12 +8,15 @@ line on stderr.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -141,7 +144,62 @@ OnlyOpt = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class CommonOptions:
+    """The options every check command shares (resolver, limits, output)."""
+
+    nameserver: list[str] | None
+    timeout: float
+    retries: int
+    concurrency: int
+    check_timeout: float
+    json: bool
+    fail_on: Severity
+    trace: bool = False
+
+
+_COMMON_PARAMETERS = (
+    ("nameserver", NameserverOpt, None),
+    ("timeout", TimeoutOpt, DEFAULT_TIMEOUT),
+    ("retries", RetriesOpt, DEFAULT_RETRIES),
+    ("concurrency", ConcurrencyOpt, DEFAULT_CONCURRENCY),
+    ("check_timeout", CheckTimeoutOpt, DEFAULT_CHECK_TIMEOUT),
+    ("json", JsonOpt, False),
+    ("trace", TraceOpt, False),
+    ("fail_on", FailOnOpt, Severity.ERROR),
+)
+
+
+def common_options(trace: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared options; it receives them as one `common: CommonOptions`.
+
+    Typer reads a command's options from its signature, so the decorator rewrites the
+    signature: the command's own parameters, then the shared ones (without --trace when the
+    command has no trace to show).
+    """
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, kind, default in _COMMON_PARAMETERS
+        if trace or name != "trace"
+    ]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(command, eval_str=True)
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> None:
+            values = {p.name: kwargs.pop(p.name) for p in shared}
+            command(*args, common=CommonOptions(**values), **kwargs)
+
+        own_parameters = [p for p in own.parameters.values() if p.name != "common"]
+        run.__signature__ = own.replace(parameters=own_parameters + shared)  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
 @app.command()
+@common_options()
 def domain(
     name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
     ip: IpOpt = None,
@@ -149,14 +207,8 @@ def domain(
     dnsbl: DnsblOpt = None,
     dnsbl_config: DnsblConfigOpt = None,
     only: OnlyOpt = None,
-    nameserver: NameserverOpt = None,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    retries: RetriesOpt = DEFAULT_RETRIES,
-    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
-    json: JsonOpt = False,
-    trace: TraceOpt = False,
-    fail_on: FailOnOpt = Severity.ERROR,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Check a mail domain: every check, one report."""
     target_domain = _input(parse_domain, name)
@@ -168,19 +220,20 @@ def domain(
         ips=ips,
         dkim_selectors=tuple(_input(parse_selector, s) for s in dkim_selector or ()),
     )
-    config = _dns_config(nameserver, timeout, retries, concurrency)
+    config = _dns_config(common)
     zones = _dnsbl_lists(dnsbl, dnsbl_config)
     options = RunOptions(
         checks=checks,
-        check_timeout=check_timeout,
-        trace=trace,
+        check_timeout=common.check_timeout,
+        trace=common.trace,
         dnsbl_zones=zones,
         dnsbl_config=dnsbl_config,
     )
-    _run(target, config, options, json, trace, fail_on)
+    _run(target, config, options, common)
 
 
 @app.command()
+@common_options()
 def fcrdns(
     target: Annotated[
         str,
@@ -189,14 +242,8 @@ def fcrdns(
             help="An IP address, or a host name (each of its addresses is checked).",
         ),
     ],
-    nameserver: NameserverOpt = None,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    retries: RetriesOpt = DEFAULT_RETRIES,
-    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
-    json: JsonOpt = False,
-    trace: TraceOpt = False,
-    fail_on: FailOnOpt = Severity.ERROR,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Check forward-confirmed reverse DNS of an address or a host."""
     if is_ip(target):
@@ -205,12 +252,15 @@ def fcrdns(
     else:
         host = _input(parse_domain, target)
         run_on = Target(label=host, hosts=(host,))
-    config = _dns_config(nameserver, timeout, retries, concurrency)
-    options = RunOptions(checks=(CheckName.FCRDNS,), check_timeout=check_timeout, trace=trace)
-    _run(run_on, config, options, json, trace, fail_on)
+    config = _dns_config(common)
+    options = RunOptions(
+        checks=(CheckName.FCRDNS,), check_timeout=common.check_timeout, trace=common.trace
+    )
+    _run(run_on, config, options, common)
 
 
 @app.command("dnsbl")
+@common_options()
 def dnsbl_command(
     target: Annotated[
         str,
@@ -218,14 +268,8 @@ def dnsbl_command(
     ],
     dnsbl: DnsblOpt = None,
     dnsbl_config: DnsblConfigOpt = None,
-    nameserver: NameserverOpt = None,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    retries: RetriesOpt = DEFAULT_RETRIES,
-    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
-    json: JsonOpt = False,
-    trace: TraceOpt = False,
-    fail_on: FailOnOpt = Severity.ERROR,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Check blocklists (DNSBL) for an address, or a domain and its MX."""
     if is_ip(target):
@@ -234,16 +278,16 @@ def dnsbl_command(
     else:
         name = _input(parse_domain, target)
         run_on = Target(label=name, domain=name)
-    config = _dns_config(nameserver, timeout, retries, concurrency)
+    config = _dns_config(common)
     zones = _dnsbl_lists(dnsbl, dnsbl_config)
     options = RunOptions(
         checks=(CheckName.DNSBL,),
-        check_timeout=check_timeout,
-        trace=trace,
+        check_timeout=common.check_timeout,
+        trace=common.trace,
         dnsbl_zones=zones,
         dnsbl_config=dnsbl_config,
     )
-    _run(run_on, config, options, json, trace, fail_on)
+    _run(run_on, config, options, common)
 
 
 def _dnsbl_lists(zones: list[str] | None, config: Path | None) -> tuple[str, ...]:
@@ -254,6 +298,7 @@ def _dnsbl_lists(zones: list[str] | None, config: Path | None) -> tuple[str, ...
 
 
 @app.command()
+@common_options()
 def spf(
     name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The domain whose SPF to check.")],
     ip: Annotated[
@@ -277,14 +322,8 @@ def spf(
             "--helo", metavar="NAME", help="HELO name for the evaluation.", show_default=False
         ),
     ] = None,
-    nameserver: NameserverOpt = None,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    retries: RetriesOpt = DEFAULT_RETRIES,
-    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
-    json: JsonOpt = False,
-    trace: TraceOpt = False,
-    fail_on: FailOnOpt = Severity.ERROR,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Check a domain's SPF: lookup tree, and check_host() for --ip."""
     ips = tuple(_input(parse_ip, text) for text in ip or ())
@@ -298,54 +337,51 @@ def spf(
     else:
         target_domain = _input(parse_domain, name)
     target = Target(label=target_domain, domain=target_domain, ips=ips, sender=sender, helo=helo)
-    config = _dns_config(nameserver, timeout, retries, concurrency)
-    options = RunOptions(checks=(CheckName.SPF,), check_timeout=check_timeout, trace=trace)
-    _run(target, config, options, json, trace, fail_on)
+    config = _dns_config(common)
+    options = RunOptions(
+        checks=(CheckName.SPF,), check_timeout=common.check_timeout, trace=common.trace
+    )
+    _run(target, config, options, common)
 
 
 @app.command()
+@common_options()
 def dkim(
     name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
     dkim_selector: SelectorOpt = None,
-    nameserver: NameserverOpt = None,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    retries: RetriesOpt = DEFAULT_RETRIES,
-    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
-    json: JsonOpt = False,
-    trace: TraceOpt = False,
-    fail_on: FailOnOpt = Severity.ERROR,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Check a domain's DKIM keys: named selectors, or the common ones."""
     target_domain = _input(parse_domain, name)
     selectors = tuple(_input(parse_selector, s) for s in dkim_selector or ())
     target = Target(label=target_domain, domain=target_domain, dkim_selectors=selectors)
-    config = _dns_config(nameserver, timeout, retries, concurrency)
-    options = RunOptions(checks=(CheckName.DKIM,), check_timeout=check_timeout, trace=trace)
-    _run(target, config, options, json, trace, fail_on)
+    config = _dns_config(common)
+    options = RunOptions(
+        checks=(CheckName.DKIM,), check_timeout=common.check_timeout, trace=common.trace
+    )
+    _run(target, config, options, common)
 
 
 @app.command()
+@common_options()
 def dmarc(
     name: Annotated[str, typer.Argument(metavar="DOMAIN", help="The mail domain to check.")],
-    nameserver: NameserverOpt = None,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    retries: RetriesOpt = DEFAULT_RETRIES,
-    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
-    json: JsonOpt = False,
-    trace: TraceOpt = False,
-    fail_on: FailOnOpt = Severity.ERROR,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Check a domain's DMARC policy and its reporting."""
     target_domain = _input(parse_domain, name)
     target = Target(label=target_domain, domain=target_domain)
-    config = _dns_config(nameserver, timeout, retries, concurrency)
-    options = RunOptions(checks=(CheckName.DMARC,), check_timeout=check_timeout, trace=trace)
-    _run(target, config, options, json, trace, fail_on)
+    config = _dns_config(common)
+    options = RunOptions(
+        checks=(CheckName.DMARC,), check_timeout=common.check_timeout, trace=common.trace
+    )
+    _run(target, config, options, common)
 
 
 @app.command()
+@common_options(trace=False)
 def batch(
     source: Annotated[
         str,
@@ -393,34 +429,32 @@ def batch(
     only: OnlyOpt = None,
     dnsbl: DnsblOpt = None,
     dnsbl_config: DnsblConfigOpt = None,
-    nameserver: NameserverOpt = None,
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    retries: RetriesOpt = DEFAULT_RETRIES,
-    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    check_timeout: CheckTimeoutOpt = DEFAULT_CHECK_TIMEOUT,
-    json: JsonOpt = False,
-    fail_on: FailOnOpt = Severity.ERROR,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Check many domains (cron): kept reports, and what changed."""
     parsed = _input(read_batch, _read_source(source))
     if not parsed.entries:
         raise InputError(f"{source}: no domain to check")
     settings = BatchSettings(
-        as_json=json,
+        as_json=common.json,
         jsonl=jsonl,
         out=out,
         keep=keep,
         compare=compare,
-        fail_on=fail_on,
+        fail_on=common.fail_on,
         quiet=quiet,
         at_once=at_once,
     )
     previous = _input(lambda _: previous_document(settings), "")
     checks = _input(parse_check_list, only) if only else CHECK_ORDER
-    config = _dns_config(nameserver, timeout, retries, concurrency)
+    config = _dns_config(common)
     zones = _dnsbl_lists(dnsbl, dnsbl_config)
     options = RunOptions(
-        checks=checks, check_timeout=check_timeout, dnsbl_zones=zones, dnsbl_config=dnsbl_config
+        checks=checks,
+        check_timeout=common.check_timeout,
+        dnsbl_zones=zones,
+        dnsbl_config=dnsbl_config,
     )
     outcome = execute(parsed, config, options, settings, previous)
     if outcome.reason:
@@ -456,30 +490,25 @@ def _nameservers(given: list[str] | None) -> tuple[Nameserver, ...]:
     return system_nameservers()
 
 
-def _dns_config(
-    given: list[str] | None, timeout: float, retries: int, concurrency: int
-) -> DnsConfig:
-    servers = _nameservers(given)
+def _dns_config(common: CommonOptions) -> DnsConfig:
+    servers = _nameservers(common.nameserver)
     if not servers:
         _incomplete("no DNS resolver configured: give --nameserver or set MAILCHECK_NAMESERVER")
-    return DnsConfig(servers, timeout=timeout, retries=retries, concurrency=concurrency)
+    return DnsConfig(
+        servers, timeout=common.timeout, retries=common.retries, concurrency=common.concurrency
+    )
 
 
-def _run(
-    target: Target,
-    config: DnsConfig,
-    options: RunOptions,
-    as_json: bool,
-    trace: bool,
-    fail_on: Severity,
-) -> None:
+def _run(target: Target, config: DnsConfig, options: RunOptions, common: CommonOptions) -> None:
     report = asyncio.run(run_target(target, config, options))
     renderer: Renderer = (
-        JsonRenderer(with_trace=trace) if as_json else RichRenderer(show_trace=trace)
+        JsonRenderer(with_trace=common.trace)
+        if common.json
+        else RichRenderer(show_trace=common.trace)
     )
     renderer.render(report, sys.stdout)
     sys.stdout.flush()
-    raise typer.Exit(_exit_code(report, fail_on))
+    raise typer.Exit(_exit_code(report, common.fail_on))
 
 
 def _exit_code(report: Report, fail_on: Severity) -> int:
