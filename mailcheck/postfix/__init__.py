@@ -1,0 +1,1 @@
+"""`mailcheck postfix` (configuration audit) and `mailcheck relay` (probes of your own server)."""
