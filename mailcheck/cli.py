@@ -35,6 +35,7 @@ from mailcheck.dns import (
     system_nameservers,
 )
 from mailcheck.engine import DEFAULT_CHECK_TIMEOUT, RunOptions, Target, parse_check_list, run_target
+from mailcheck.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, say
 from mailcheck.model import Report, Severity
 from mailcheck.queue.cli import queue_command
 from mailcheck.render import Renderer
@@ -44,7 +45,6 @@ from mailcheck.targets import is_ip, parse_domain, parse_ip, parse_selector
 
 T = TypeVar("T")
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 app = typer.Typer(
     name="mailcheck",
@@ -458,7 +458,7 @@ def batch(
     )
     outcome = execute(parsed, config, options, settings, previous)
     if outcome.reason:
-        _say(outcome.reason)
+        say(outcome.reason)
     raise typer.Exit(outcome.exit_code)
 
 
@@ -514,22 +514,18 @@ def _run(target: Target, config: DnsConfig, options: RunOptions, common: CommonO
 def _exit_code(report: Report, fail_on: Severity) -> int:
     if report.dns.unanswered:
         servers = ", ".join(report.dns.nameservers)
-        _say(f"no DNS resolver answered (asked {servers}); the results above are unknown")
+        say(f"no DNS resolver answered (asked {servers}); the results above are unknown")
         return EXIT_INCOMPLETE
     worst = report.worst_severity()
     if worst is not None and worst.rank >= fail_on.rank:
         count = sum(1 for c in report.checks for f in c.findings if f.severity.rank >= fail_on.rank)
-        _say(f"{report.target}: {count} finding(s) at or above {fail_on.value}")
+        say(f"{report.target}: {count} finding(s) at or above {fail_on.value}")
         return EXIT_FINDINGS
     return EXIT_OK
 
 
-def _say(line: str) -> None:
-    print(f"mailcheck: {line}", file=sys.stderr)
-
-
 def _incomplete(line: str) -> NoReturn:
-    _say(line)
+    say(line)
     raise typer.Exit(EXIT_INCOMPLETE)
 
 
@@ -554,10 +550,10 @@ def main() -> None:
     try:
         code = app(standalone_mode=False, prog_name="mailcheck")
     except InputError as exc:
-        _say(f"error: {exc}")
+        say(f"error: {exc}")
         code = EXIT_USAGE
     except (typer.Abort, KeyboardInterrupt):
-        _say("interrupted")
+        say("interrupted")
         code = 130
     except BrokenPipeError:
         # The reader went away (`mailcheck ... | head`): stop quietly, as other tools do.
@@ -568,11 +564,11 @@ def main() -> None:
         message = getattr(exc, "format_message", None)
         if message is None or not hasattr(exc, "exit_code"):
             # A bug outside any check (those become findings): one line, never a traceback.
-            _say(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+            say(f"internal error: {type(exc).__name__}: {exc} (please report this)")
             sys.exit(EXIT_INCOMPLETE)
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(message(), file=sys.stderr)
         else:
-            _say(f"error: {message()}")
+            say(f"error: {message()}")
         code = EXIT_USAGE
     sys.exit(code if isinstance(code, int) else EXIT_OK)

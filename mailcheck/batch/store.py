@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from mailcheck.atomic import write_text_atomic
 
 PREFIX = "mailcheck-"
 LATEST = "latest.json"
@@ -14,23 +14,8 @@ LATEST = "latest.json"
 
 def write_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write JSON so that readers see the old file or the whole new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2, ensure_ascii=False)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    write_text_atomic(path, text)
 
 
 def store_report(directory: Path, document: dict[str, Any], stamp: str, keep: int | None) -> Path:

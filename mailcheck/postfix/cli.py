@@ -1,8 +1,8 @@
 """`mailcheck postfix` and `mailcheck relay`: option parsing, one-line errors, rendering.
 
 Mounted by mailcheck/cli.py. Exit codes: 0 nothing at or above --fail-on; 1 something is;
-2 bad usage or bad input; 3 the configuration or the server could not be read. Does not import
-mailcheck.cli (which imports this module): `_fail` is a small private copy.
+2 bad usage or bad input; 3 the configuration or the server could not be read (one line on
+stderr each, mailcheck.exits).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import ipaddress
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from mailcheck.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, fail
 from mailcheck.model import CheckResult, DnsSummary, Report, Severity
 from mailcheck.postfix.audit import evaluate_postfix
 from mailcheck.postfix.config import ConfigUnavailable, read_files, read_live
@@ -23,19 +24,12 @@ from mailcheck.render import Renderer
 from mailcheck.render.json import JsonRenderer
 from mailcheck.render.rich import RichRenderer
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
-
-
-def _fail(code: int, line: str) -> NoReturn:
-    print(f"mailcheck: {'error: ' if code == EXIT_USAGE else ''}{line}", file=sys.stderr)
-    raise typer.Exit(code)
-
 
 def _finish(target: str, result: CheckResult, started: float, as_json: bool, fail_on: str) -> None:
     try:
         threshold = Severity(fail_on)
     except ValueError:
-        _fail(EXIT_USAGE, f"--fail-on {fail_on!r}: use info, warning or error")
+        fail(EXIT_USAGE, f"--fail-on {fail_on!r}: use info, warning or error")
     report = Report(
         target,
         datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -108,16 +102,16 @@ def postfix_command(
     """Audit a Postfix configuration: relay control, AUTH, submission, TLS, identity."""
     started = time.monotonic()
     if (main_cf is None) != (master_cf is None):
-        _fail(EXIT_USAGE, "--main-cf and --master-cf go together")
+        fail(EXIT_USAGE, "--main-cf and --master-cf go together")
     if main_cf is not None and config_dir is not None:
-        _fail(EXIT_USAGE, "give either --config-dir or --main-cf/--master-cf, not both")
+        fail(EXIT_USAGE, "give either --config-dir or --main-cf/--master-cf, not both")
     try:
         if main_cf is not None and master_cf is not None:
             cfg = read_files(main_cf, master_cf)
         else:
             cfg = read_live(config_dir)
     except ConfigUnavailable as exc:
-        _fail(EXIT_INCOMPLETE, str(exc))
+        fail(EXIT_INCOMPLETE, str(exc))
     _finish(cfg.source, evaluate_postfix(cfg), started, json_output, fail_on)
 
 
@@ -136,6 +130,6 @@ def relay_command(
     try:
         host, port = parse_hostport(target)
     except ValueError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        fail(EXIT_USAGE, str(exc))
     result = evaluate_relay(probe_relay(host, port, timeout))
     _finish(f"{host}:{port}", result, started, json_output, fail_on)

@@ -3,26 +3,25 @@
 Mounted by mailcheck/cli.py as `app.command("queue")(queue_command)`. Exit codes as for the
 other commands: 0 nothing at or above --fail-on; 1 something is; 2 bad usage or bad input
 (also after rendering, when lines of a snapshot had to be skipped); 3 the queue could not be
-read. Every non-zero exit says why in one line on stderr. This module does not import
-mailcheck.cli (that module imports this one): `_say`/`_fail` are small private copies.
+read. Every non-zero exit says why in one line on stderr (mailcheck.exits).
 """
 
 from __future__ import annotations
 
 import enum
 import io
-import os
 import re
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from mailcheck.atomic import write_text_atomic
 from mailcheck.dns import DnsConfig, parse_nameserver, system_nameservers
+from mailcheck.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, fail, say
 from mailcheck.model import CheckResult, DnsSummary, Report, Severity
 from mailcheck.queue.analysis import QueueObservation
 from mailcheck.queue.entries import QUEUE_NAMES, QueueName
@@ -41,7 +40,6 @@ from mailcheck.render import Renderer
 from mailcheck.render.json import JsonRenderer
 from mailcheck.render.rich import RichRenderer
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 DEFAULT_TIMEOUT = 120.0
 PROBE_CHECK_TIMEOUT = 30.0
 
@@ -52,15 +50,6 @@ class OutputFormat(enum.StrEnum):
     RICH = "rich"
     JSON = "json"
     PROMETHEUS = "prometheus"
-
-
-def _say(line: str) -> None:
-    print(f"mailcheck: {line}", file=sys.stderr)
-
-
-def _fail(code: int, line: str) -> NoReturn:
-    _say(f"error: {line}" if code == EXIT_USAGE else line)
-    raise typer.Exit(code)
 
 
 def parse_queues(names: list[str] | None) -> tuple[QueueName, ...]:
@@ -95,18 +84,7 @@ def parse_now(text: str) -> int:
 
 def write_atomically(path: str, text: str) -> None:
     """Write a file so that readers (node-exporter) never see half of it."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(Path(path), text)
 
 
 def _probe(
@@ -116,13 +94,13 @@ def _probe(
 
     check = tls_check_name()
     if check is None:
-        _fail(EXIT_USAGE, "--probe needs the tls check, which this mailcheck does not have yet")
+        fail(EXIT_USAGE, "--probe needs the tls check, which this mailcheck does not have yet")
     try:
         servers = tuple(parse_nameserver(s) for s in nameservers or ()) or system_nameservers()
     except ValueError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        fail(EXIT_USAGE, str(exc))
     if not servers:
-        _fail(EXIT_INCOMPLETE, "--probe: no DNS resolver configured: give --nameserver")
+        fail(EXIT_INCOMPLETE, "--probe: no DNS resolver configured: give --nameserver")
     prober = engine_prober(DnsConfig(servers), check, PROBE_CHECK_TIMEOUT)
     return run_probes(probe_targets(obs.reasons), prober)
 
@@ -144,7 +122,7 @@ def _emit(text_or_render: str | Report, fmt: OutputFormat, output: str | None) -
         try:
             write_atomically(output, text)
         except OSError as exc:
-            _fail(EXIT_INCOMPLETE, f"cannot write {output}: {exc.strerror or exc}")
+            fail(EXIT_INCOMPLETE, f"cannot write {output}: {exc.strerror or exc}")
 
 
 def _rendered(renderer: Renderer, report: Report) -> str:
@@ -274,13 +252,13 @@ def queue_command(
         selected = parse_queues(queue)
         given_now = parse_now(now) if now is not None else None
     except ValueError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        fail(EXIT_USAGE, str(exc))
     if tick <= 0:
-        _fail(EXIT_USAGE, f"--tick must be above 0 minutes, not {tick:g}")
+        fail(EXIT_USAGE, f"--tick must be above 0 minutes, not {tick:g}")
     if input_file is not None and config_dir is not None:
-        _fail(EXIT_USAGE, "give either --input (a saved listing) or -c DIR (a live instance)")
+        fail(EXIT_USAGE, "give either --input (a saved listing) or -c DIR (a live instance)")
     if given_now is not None and input_file is None:
-        _fail(EXIT_USAGE, "--now only applies to --input: the live queue is read now")
+        fail(EXIT_USAGE, "--now only applies to --input: the live queue is read now")
     clock_now = int(time.time())
     when = given_now if given_now is not None else clock_now
     clock = "given" if given_now is not None else ("assumed" if input_file else "run")
@@ -294,11 +272,11 @@ def queue_command(
     try:
         obs = read_queue(source, when, options, selected)
     except QueueInputError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        fail(EXIT_USAGE, str(exc))
     except QueueUnavailable as exc:
         if fmt is OutputFormat.PROMETHEUS and output is not None:
             _emit(render_down(config_dir or ""), fmt, output)
-        _fail(EXIT_INCOMPLETE, str(exc))
+        fail(EXIT_INCOMPLETE, str(exc))
     probes, dns = _probe(obs, nameserver) if probe else ({}, DnsSummary((), 0, 0))
     result = evaluate_queue(obs, source.info, clock, probes)
     if fmt is OutputFormat.PROMETHEUS:
@@ -321,7 +299,7 @@ def _exit_code(
     if obs.skipped_count:
         first = obs.skipped[0]
         name = source.info.input or "the listing"
-        _say(
+        say(
             f"warning: skipped {obs.skipped_count} line(s) of {name} that are not queue entries "
             f"(line {first.line}: {first.problem}); the numbers leave them out; capture it "
             "again with `postqueue -j > FILE`"
@@ -329,6 +307,6 @@ def _exit_code(
         return EXIT_USAGE
     worst = [f for f in result.findings if f.severity.rank >= fail_on.rank]
     if worst:
-        _say(f"queue: {len(worst)} finding(s) at or above {fail_on.value}")
+        say(f"queue: {len(worst)} finding(s) at or above {fail_on.value}")
         return EXIT_FINDINGS
     return EXIT_OK
