@@ -8,8 +8,9 @@ LAB_PORT ?= 5354
 LAB_NS := 127.0.0.1:$(LAB_PORT)
 # The lab's own blocklists (the shipped ones are real zones the offline lab does not serve).
 LAB_LISTS := fixtures/dnsbl/lab-lists.toml
-# Debian packages the tests use: a validating resolver (DNSSEC/AD tests) and Postfix (queue).
-DEBS := unbound postfix
+# Debian packages the tests use: a validating resolver (DNSSEC/AD tests), Postfix (queue,
+# relay probes) with Cyrus SASL modules and openssl for its AUTH/TLS listeners.
+DEBS := unbound postfix libsasl2-modules openssl
 
 .PHONY: all install debs lint test demo lab-up lab-down bench clean
 

@@ -8,8 +8,11 @@ Conversation (RFC 5321 §3.3): greeting, EHLO, on 587 STARTTLS and EHLO again (R
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 from dataclasses import dataclass, field
 
+from mailcheck.dns import DnsClient, DnsConfig, system_nameservers
 from mailcheck.model import CheckResult, Finding, Severity
 from mailcheck.postfix.smtp import Reply, SmtpConnection, SmtpError
 
@@ -37,6 +40,10 @@ class RelayObservation:
     rcpt_code: int | None = None
     error: dict[str, str] = field(default_factory=dict)
     """{"step", "kind", "message"} when the conversation broke off."""
+    address: str | None = None
+    """The address connected to: the host itself, or its first A (else AAAA) record."""
+    auth_plain: str | None = None
+    """The reply to `AUTH LOGIN` sent before TLS, when AUTH was advertised in plain text."""
 
 
 def _keywords(reply: Reply) -> list[str]:
@@ -44,14 +51,60 @@ def _keywords(reply: Reply) -> list[str]:
     return [line.split()[0].upper() for line in reply.lines[1:] if line.split()]
 
 
-def probe_relay(host: str, port: int, timeout: float = 10.0) -> RelayObservation:
-    """Run the probe against host:port; every step bounded by timeout."""
-    mode = {587: "submission", 465: "implicit"}.get(port, "relay")
+class ResolveError(Exception):
+    """The host name has no usable address (or the lookup failed)."""
+
+
+async def resolve_host(dns: DnsClient, host: str) -> str:
+    """The address to probe: an IP literal as is, else the first A record, else the first AAAA.
+
+    Names go through mailcheck's DNS layer, never the OS resolver (getaddrinfo).
+    """
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    failures: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        answer = await dns.query(host, rdtype)
+        addresses = [a for a in answer.addresses() if a]
+        if addresses:
+            return addresses[0]
+        failures.append(
+            f"{rdtype} {answer.outcome}" + (f" ({answer.detail})" if answer.detail else "")
+        )
+    raise ResolveError(f"{host} has no address: " + ", ".join(failures))
+
+
+def probe_relay(
+    host: str,
+    port: int,
+    timeout: float = 10.0,
+    *,
+    dns: DnsClient | None = None,
+    mode: str | None = None,
+) -> RelayObservation:
+    """Run the probe against host:port; every step bounded by timeout.
+
+    A host name is resolved with `dns` (default: a DnsClient over the resolv.conf
+    nameservers), A then AAAA, first address. `mode` overrides the one implied by the port
+    (587 submission, 465 implicit, else relay), for services on other ports. Must not be
+    called from a running event loop (it runs the lookup with asyncio.run).
+    """
+    mode = mode or {587: "submission", 465: "implicit"}.get(port, "relay")
     obs = RelayObservation(host, port, mode)
-    step = "connect"
+    step = "resolve"
     conn: SmtpConnection | None = None
     try:
-        conn = SmtpConnection.open(host, port, timeout, implicit_tls=mode == "implicit")
+        client = dns if dns is not None else DnsClient(DnsConfig(system_nameservers()))
+        address = asyncio.run(resolve_host(client, host))
+    except ResolveError as exc:
+        obs.error = {"step": step, "kind": "dns", "message": str(exc)}
+        return obs
+    obs.address = address
+    step = "connect"
+    try:
+        conn = SmtpConnection.open(address, port, timeout, implicit_tls=mode == "implicit")
         step = "greeting"
         greeting = conn.read_reply()
         obs.greeting = greeting.text
@@ -66,12 +119,15 @@ def probe_relay(host: str, port: int, timeout: float = 10.0) -> RelayObservation
             obs.ehlo_tls = _keywords(ehlo)
         else:
             obs.ehlo_plain = _keywords(ehlo)
+        if mode == "submission" and _offers_auth(obs.ehlo_plain or []):
+            step = "auth"
+            obs.auth_plain = _try_plain_auth(conn)
         if mode == "submission" and "STARTTLS" in (obs.ehlo_plain or []):
             step = "starttls"
             reply = conn.command("STARTTLS")
             obs.starttls = reply.text
             if reply.code == 220:
-                conn.starttls(host)
+                conn.starttls(host)  # SNI: the name the user gave
                 step = "ehlo"
                 obs.ehlo_tls = _keywords(conn.command(f"EHLO {EHLO_NAME}"))
         step = "mail"
@@ -94,6 +150,19 @@ def probe_relay(host: str, port: int, timeout: float = 10.0) -> RelayObservation
     return obs
 
 
+def _offers_auth(keywords: list[str]) -> bool:
+    return any(k == "AUTH" or k.startswith("AUTH=") for k in keywords)
+
+
+def _try_plain_auth(conn: SmtpConnection) -> str:
+    """`AUTH LOGIN` before TLS (RFC 4954 §4): a 334 challenge means the server would take a
+    password in plain text; the exchange is cancelled with `*` at once, no credentials sent."""
+    reply = conn.command("AUTH LOGIN")
+    if reply.code == 334:
+        conn.command("*")  # RFC 4954 §4: cancel; the server answers 501
+    return reply.text
+
+
 def _f(
     code: str,
     sev: Severity,
@@ -103,7 +172,15 @@ def _f(
     rfc: str = "",
     indeterminate: bool = False,
 ) -> Finding:
-    evidence = {"host": obs.host, "port": obs.port, "rcpt": obs.rcpt, "error": obs.error}
+    evidence = {
+        "host": obs.host,
+        "address": obs.address,
+        "port": obs.port,
+        "rcpt": obs.rcpt,
+        "error": obs.error,
+    }
+    if obs.auth_plain is not None:
+        evidence["auth_plain"] = obs.auth_plain
     return Finding(CHECK, code, sev, msg, evidence, remedy, rfc, indeterminate)
 
 
@@ -112,7 +189,7 @@ def evaluate_relay(obs: RelayObservation) -> CheckResult:
     where = f"{obs.host}:{obs.port}"
     found: list[Finding] = []
     err = obs.error
-    if err and err["step"] in ("connect", "greeting") and obs.greeting is None:
+    if err and err["step"] in ("resolve", "connect", "greeting") and obs.greeting is None:
         code = {"tls": "relay.implicit-tls-failed", "malformed": "relay.malformed-reply"}.get(
             err["kind"], "relay.unreachable"
         )
@@ -164,13 +241,15 @@ def evaluate_relay(obs: RelayObservation) -> CheckResult:
                     "RFC 3207, RFC 8314 §3.3",
                 )
             )
-        if any(k == "AUTH" or k.startswith("AUTH=") for k in obs.ehlo_plain):
+        if _offers_auth(obs.ehlo_plain):
+            accepted = obs.auth_plain is not None and obs.auth_plain.startswith("334")
             found.append(
                 _f(
                     "relay.auth-before-tls",
                     Severity.ERROR,
                     f"{where} offers AUTH before STARTTLS: a client may send its "
-                    "password in plain text.",
+                    "password in plain text"
+                    + (" (it answered AUTH LOGIN with a challenge)." if accepted else "."),
                     obs,
                     "smtpd_tls_auth_only = yes",
                     "RFC 4954 §4",
