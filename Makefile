@@ -79,7 +79,7 @@ demo: lab-up
 bench: install
 	$(BIN)/python bench/domain.py
 	$(BIN)/python bench/batch.py
-	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/queue_shape.py
 
 clean: lab-down
 	rm -rf $(VENV) $(LAB) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

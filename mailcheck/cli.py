@@ -426,6 +426,7 @@ def batch(
     at_once: Annotated[
         int, typer.Option("--domains-at-once", metavar="N", min=1, help="Domains checked at once.")
     ] = 25,
+    dkim_selector: SelectorOpt = None,
     only: OnlyOpt = None,
     dnsbl: DnsblOpt = None,
     dnsbl_config: DnsblConfigOpt = None,
@@ -445,6 +446,7 @@ def batch(
         fail_on=common.fail_on,
         quiet=quiet,
         at_once=at_once,
+        dkim_selectors=tuple(_input(parse_selector, x) for x in dkim_selector or ()),
     )
     previous = _input(lambda _: previous_document(settings), "")
     checks = _input(parse_check_list, only) if only else CHECK_ORDER

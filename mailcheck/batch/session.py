@@ -44,6 +44,8 @@ class BatchSettings:
     """Print nothing unless the exit code is 1."""
     at_once: int = 25
     """Domains checked at once."""
+    dkim_selectors: tuple[str, ...] = ()
+    """DKIM selectors to check for every domain instead of probing the common ones."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,9 @@ def execute(
 
     with progress:
         reports, client = asyncio.run(
-            run_batch(batch.entries, config, options, settings.at_once, finished)
+            run_batch(
+                batch.entries, config, options, settings.at_once, finished, settings.dkim_selectors
+            )
         )
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     document = batch_to_json(

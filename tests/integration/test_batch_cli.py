@@ -133,3 +133,22 @@ def test_bad_inputs_are_one_line_exit_2(lab: LabHandle, tmp_path: Path) -> None:
     bad.write_text("{")
     code, out, err = _batch(lab, str(source), "--compare", str(bad))
     assert code == 2 and "not a mailcheck batch report" in err
+
+
+def test_a_panels_dkim_selector_replaces_the_probe_for_every_domain(lab: LabHandle) -> None:
+    probed = json.loads(mailcheck_stdin(lab, "good.test\nbroken.test\n", "--json").stdout)
+    named = json.loads(
+        mailcheck_stdin(
+            lab, "good.test\nbroken.test\n", "--json", "--dkim-selector", "selector1"
+        ).stdout
+    )
+    dkim = {
+        r["target"]: next(c for c in r["checks"] if c["check"] == "dkim")["data"]
+        for r in named["results"]
+    }
+    assert dkim["good.test"]["probed"] == 1 and dkim["good.test"]["selectors"][0]["found"]
+    assert [
+        f["code"]
+        for f in next(c for c in named["results"][1]["checks"] if c["check"] == "dkim")["findings"]
+    ] == ["dkim.selector-missing"]
+    assert named["dns"]["queries"] < probed["dns"]["queries"] - 60

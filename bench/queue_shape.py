@@ -1,6 +1,6 @@
 """Benchmark `mailcheck queue` on a synthetic 100,000-message queue, and compare with qshape.
 
-Run from the repository root: `.venv/bin/python bench/queue.py` (`--help` for options).
+Run from the repository root: `.venv/bin/python bench/queue_shape.py` (`--help` for options).
 
 1. Writes a `postqueue -j` snapshot of N messages (1-3 recipients each, ~2,000 domains, ages
    spread over two weeks, reasons from the captured Postfix templates with per-recipient
@@ -31,10 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, this file's directory comes first on sys.path, and this file would shadow
-# the standard library's `queue` module (urllib3 imports it): keep only the repository root.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # for mailcheck when run from a checkout
 
 from mailcheck.queue.entries import QueueName  # noqa: E402
 from mailcheck.queue.shape import ShapeOptions, ShapeTable  # noqa: E402
