@@ -516,7 +516,11 @@ def run_in_thread(
     zone_dir: Path, host: str = "127.0.0.1", port: int = 0, delay_ms: float = 0.0
 ) -> LabHandle:
     """Start a server in a daemon thread; returns once both sockets are bound."""
-    server = LabDnsServer(zone_dir, host, port, delay_ms)
+    return serve_in_thread(LabDnsServer(zone_dir, host, port, delay_ms))
+
+
+def serve_in_thread(server: LabDnsServer, name: str = "lab-dns") -> LabHandle:
+    """Run a built server (a subclass too) in a daemon thread, once both sockets are bound."""
     ready: Future[Callable[[], None]] = Future()
 
     async def serve() -> None:
@@ -537,7 +541,7 @@ def run_in_thread(
         finally:
             await server.stop()
 
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), name="lab-dns", daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), name=name, daemon=True)
     thread.start()
     return LabHandle(server, ready.result(timeout=30), thread)
 

@@ -19,10 +19,7 @@ queries before handing everything else to the unchanged lab server.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ import dns.message
 import dns.name
 import dns.rdatatype
 
-from tests.lab.dnsserver import LabDnsServer, LabHandle
+from tests.lab.dnsserver import LabDnsServer, LabHandle, serve_in_thread
 
 ROOT_HEADER = """$ORIGIN .
 $TTL 300
@@ -176,29 +173,5 @@ class ScenarioDnsServer(LabDnsServer):
 
 
 def run_scenario_server(zone_dir: Path) -> LabHandle:
-    """Start a ScenarioDnsServer in a daemon thread (as dnsserver.run_in_thread does)."""
-    server = ScenarioDnsServer(zone_dir)
-    ready: Future[Callable[[], None]] = Future()
-
-    async def serve() -> None:
-        stop_event = asyncio.Event()
-        try:
-            await server.start()
-        except BaseException as exc:
-            ready.set_exception(exc)
-            return
-        loop = asyncio.get_running_loop()
-
-        def request_stop() -> None:  # called from the caller's thread
-            loop.call_soon_threadsafe(stop_event.set)
-
-        ready.set_result(request_stop)
-        try:
-            await stop_event.wait()
-        finally:
-            await server.stop()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), name="spf-suite-dns")
-    thread.daemon = True
-    thread.start()
-    return LabHandle(server, ready.result(timeout=30), thread)
+    """Start a ScenarioDnsServer in a daemon thread."""
+    return serve_in_thread(ScenarioDnsServer(zone_dir), "spf-suite-dns")
