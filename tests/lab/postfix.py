@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.lab.wait_ready import alive
+
 COMMAND_TIMEOUT = 20.0
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -168,9 +170,9 @@ class PostfixLab:
             check=False,
         )
         deadline = time.monotonic() + STOP_TIMEOUT
-        while pid is not None and _alive(pid) and time.monotonic() < deadline:
+        while pid is not None and alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if pid is not None and _alive(pid):
+        if pid is not None and alive(pid):
             os.kill(pid, signal.SIGKILL)  # master's children exit when master's pipe closes
         self.running = False
 
@@ -179,7 +181,7 @@ class PostfixLab:
             pid = int((self.spool / "pid" / "master.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def _wait(self, ready: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -287,16 +289,6 @@ def _settled(message: Mapping[str, Any]) -> bool:
     if message["queue_name"] not in ("deferred", "hold"):
         return False
     return all("delay_reason" in r for r in message["recipients"])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _queue_files(spool: Path, ids: Iterable[str]) -> list[Path]:

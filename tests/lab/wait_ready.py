@@ -15,13 +15,14 @@ def wait_ready(path: Path, timeout: float, pid: int | None = None) -> bool:
     while time.monotonic() < deadline:
         if path.exists():
             return True
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             return False
         time.sleep(0.02)
     return False
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """True while the process exists (also when it belongs to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -41,23 +41,8 @@ CODE_LITERAL = re.compile(r'"(queue\.[a-z0-9-]+)"')
 
 
 def schema() -> dict[str, Any]:
-    """The report schema with `queue_data` (from docs/queue-merge.md until it is merged)."""
+    """The report schema (docs/schema/report-v1.json), `queue_data` included."""
     document: dict[str, Any] = json.loads((ROOT / "docs/schema/report-v1.json").read_text())
-    if "queue_data" not in document["$defs"]:
-        merge = (ROOT / "docs" / "queue-merge.md").read_text()
-        block = merge.split("### Schema", 1)[1].split("```json", 1)[1].split("```", 1)[0]
-        document["$defs"].update(json.loads(block))
-        document["$defs"]["check"]["allOf"].append(
-            {
-                "if": {
-                    "properties": {
-                        "check": {"const": "queue"},
-                        "status": {"not": {"const": "skipped"}},
-                    }
-                },
-                "then": {"properties": {"data": {"$ref": "#/$defs/queue_data"}}},
-            }
-        )
     return document
 
 
@@ -307,11 +292,7 @@ def test_every_code_is_documented_and_tested() -> None:
         for code in CODE_LITERAL.findall(path.read_text())
     }
     assert STATE_CODES <= in_source and len(in_source) == len(STATE_CODES) + 19
-    docs = "".join(
-        (ROOT / "docs" / name).read_text()
-        for name in ("findings.md", "queue-merge.md")
-        if (ROOT / "docs" / name).exists()
-    )
+    docs = (ROOT / "docs" / "findings.md").read_text()
     documented = set(re.findall(r"^### `(queue\.[a-z0-9-]+)`", docs, re.M))
     assert in_source == documented
     tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_queue*.py"))
