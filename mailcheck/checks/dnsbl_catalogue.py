@@ -247,7 +247,20 @@ def load_lists(config_path: Path | None, zones: tuple[str, ...]) -> tuple[BlockL
 
     Raises ValueError with a one-line reason for an unreadable or invalid config file or zone.
     A retired list is returned only when named in `zones` (the check reports and skips it).
+    Loaded once per config file version: a batch asks for them once per domain.
     """
+    try:
+        version = config_path.stat().st_mtime_ns if config_path is not None else None
+    except OSError:
+        version = None  # the read below says why
+    return _load_lists(config_path, tuple(zones), version)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_lists(
+    config_path: Path | None, zones: tuple[str, ...], version: int | None
+) -> tuple[BlockList, ...]:
+    """load_lists' work; `version` (the config file's mtime) only keys the cache."""
     shipped = shipped_catalogue()
     entries: dict[str, Mapping[str, Any]] = dict(shipped.entries)
     chosen = [z for z, e in shipped.entries.items() if e.get("status", "active") == "active"]
