@@ -37,6 +37,8 @@ DEFAULT_RETRIES = 1
 DEFAULT_CONCURRENCY = 50
 EDNS_PAYLOAD = 1232  # RFC 9715 / DNS flag day 2020: avoids IP fragmentation
 MAX_CNAME_HOPS = 8
+MALFORMED_REPLY = "malformed reply"
+"""The start of `DnsAnswer.detail` when a reply arrived but could not be parsed (FormError)."""
 
 
 class Outcome(enum.StrEnum):
@@ -224,7 +226,7 @@ class DnsClient:
 
     def __init__(self, config: DnsConfig) -> None:
         self.config = config
-        self._cache: dict[tuple[str, str], asyncio.Future[DnsAnswer]] = {}
+        self._cache: dict[tuple[str, str, bool], asyncio.Future[DnsAnswer]] = {}
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._stats = _Stats()
 
@@ -241,31 +243,35 @@ class DnsClient:
         view._stats = _Stats()
         return view
 
-    async def query(self, name: str, rdtype: str) -> DnsAnswer:
-        """Look up `name`/`rdtype`; every outcome, failures included, is a DnsAnswer."""
+    async def query(self, name: str, rdtype: str, *, cd: bool = False) -> DnsAnswer:
+        """Look up `name`/`rdtype`; every outcome, failures included, is a DnsAnswer.
+
+        `cd` sets Checking Disabled (RFC 4035 §3.2.2): a validating resolver then returns data
+        it would call bogus, which tells a DNSSEC failure apart from an unreachable zone.
+        """
         rdtype = rdtype.upper()
         try:
             qname = normalize_name(name)
         except ValueError as exc:
             return DnsAnswer(name, rdtype, Outcome.ERROR, detail=str(exc))
-        key = (qname, rdtype)
+        key = (qname, rdtype, cd)
         task = self._cache.get(key)
         if task is None:
             self._stats.queries += 1
             # The lookup runs as its own task: an asker that is cancelled (a check that ran out
             # of time) does not cancel it for the others waiting on the same name and type.
-            task = asyncio.ensure_future(self._resolve(qname, rdtype))
+            task = asyncio.ensure_future(self._resolve(qname, rdtype, cd))
             self._cache[key] = task
         else:
             self._stats.cache_hits += 1
         return await asyncio.shield(task)
 
-    async def _resolve(self, qname: str, rdtype: str) -> DnsAnswer:
+    async def _resolve(self, qname: str, rdtype: str, cd: bool) -> DnsAnswer:
         async with self._semaphore:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.config.lifetime):
-                    answer, attempts, tcp = await self._ask_servers(qname, rdtype)
+                    answer, attempts, tcp = await self._ask_servers(qname, rdtype, cd)
             except TimeoutError:
                 answer = DnsAnswer(
                     qname, rdtype, Outcome.TIMEOUT, detail="no answer within the lookup lifetime"
@@ -283,35 +289,50 @@ class DnsClient:
                 "tcp": tcp,
                 "attempts": attempts,
                 "ad": answer.authenticated,
+                "cd": cd,
             }
         )
         return answer
 
-    async def _ask_servers(self, qname: str, rdtype: str) -> tuple[DnsAnswer, int, bool]:
+    async def _ask_servers(
+        self, qname: str, rdtype: str, cd: bool
+    ) -> tuple[DnsAnswer, int, bool]:
         """Try every resolver, `retries + 1` rounds, until one gives a definite outcome."""
         last = DnsAnswer(qname, rdtype, Outcome.ERROR, detail="no nameserver configured")
         attempts = 0
         for _ in range(self.config.retries + 1):
             for server in self.config.nameservers:
                 attempts += 1
-                last, tcp = await self._ask(server, qname, rdtype)
+                last, tcp = await self._ask(server, qname, rdtype, cd)
                 if last.outcome in (Outcome.ANSWER, Outcome.NXDOMAIN, Outcome.NODATA):
                     return last, attempts, tcp
+                if last.detail.startswith(MALFORMED_REPLY):
+                    return last, attempts, tcp  # asking again gets the same bad record
         return last, attempts, False
 
-    async def _ask(self, server: Nameserver, qname: str, rdtype: str) -> tuple[DnsAnswer, bool]:
+    async def _ask(
+        self, server: Nameserver, qname: str, rdtype: str, cd: bool
+    ) -> tuple[DnsAnswer, bool]:
         where = str(server)
         try:
             query = dns.message.make_query(
                 qname, rdtype, use_edns=0, want_dnssec=True, payload=EDNS_PAYLOAD
             )
             query.flags |= dns.flags.AD  # RFC 6840 §5.7: ask for the AD bit
+            if cd:
+                query.flags |= dns.flags.CD
             response, tcp = await dns.asyncquery.udp_with_fallback(
                 query, server.host, timeout=self.config.timeout, port=server.port
             )
         except dns.exception.Timeout:
             timed_out = DnsAnswer(qname, rdtype, Outcome.TIMEOUT, server=where, detail="timed out")
             return timed_out, False
+        except dns.exception.FormError as exc:
+            # dnspython rejects a whole reply when one record in it is malformed (e.g. a TLSA
+            # digest of the wrong length): the server answered, but nothing is usable.
+            self._stats.replies += 1
+            detail = f"{MALFORMED_REPLY}: {exc}"
+            return DnsAnswer(qname, rdtype, Outcome.ERROR, server=where, detail=detail), False
         except (OSError, dns.exception.DNSException, ValueError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
             return DnsAnswer(qname, rdtype, Outcome.ERROR, server=where, detail=detail), False

@@ -212,3 +212,17 @@ def test_unbound_does_not_validate_when_asked_not_to(dnssec_lab: DnssecLab) -> N
     reply = dns.query.udp(query, ub.host, port=ub.port, timeout=2.0)
     assert reply.rcode() == dns.rcode.NOERROR and reply.answer
     assert not reply.flags & dns.flags.AD
+
+
+def test_the_client_tells_bogus_from_broken_with_checking_disabled(dnssec_lab: DnssecLab) -> None:
+    async def both() -> tuple[DnsAnswer, DnsAnswer]:
+        client = DnsClient(dnssec_lab.config)
+        validated = await client.query("bogus.test", "MX")
+        unchecked = await client.query("bogus.test", "MX", cd=True)
+        return validated, unchecked
+
+    validated, unchecked = asyncio.run(both())
+    assert validated.outcome is Outcome.SERVFAIL
+    # Cached apart from the validated lookup: CD=1 brings the bogus data back, without AD.
+    assert unchecked.outcome is Outcome.ANSWER and unchecked.mx() == ((10, "mx.bogus.test."),)
+    assert unchecked.authenticated is False

@@ -3,7 +3,8 @@
 The mailcheck client treats it as a recursive resolver, so answers look like a
 resolver's (RA set, CNAME chains followed across lab zones), while the data
 comes only from the ``*.zone`` files in one directory.  A ``BEHAVIOURS`` file
-there makes whole subtrees misbehave (servfail, refused, timeout, formerr, truncate).
+there makes whole subtrees misbehave (servfail, refused, timeout, formerr, truncate), or
+answers their TLSA queries with a record no parser accepts (malformed-tlsa).
 
 Library use: ``LabDnsServer`` (asyncio) or ``run_in_thread`` (sync tests).
 CLI: ``python -m tests.lab.dnsserver --zones DIR [--ready-file PATH] ...``
@@ -37,8 +38,10 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import dns.zone
 from dns.message import Message
 from dns.name import Name
@@ -51,7 +54,11 @@ from dns.rrset import RRset
 
 EDNS_PAYLOAD = 1232  # what we advertise; the DNS Flag Day 2020 value
 MAX_CNAME_HOPS = 8
-BEHAVIOURS = frozenset({"servfail", "refused", "timeout", "formerr", "truncate"})
+BEHAVIOURS = frozenset({"servfail", "refused", "timeout", "formerr", "truncate", "malformed-tlsa"})
+HARMLESS = (None, "truncate", "malformed-tlsa")
+"""Behaviours under which a name still resolves normally (for the other record types)."""
+MALFORMED_TLSA = bytes((3, 1, 1)) + bytes(range(33))
+"""DANE-EE SPKI SHA-256 with 33 octets of digest: a record no parser accepts (RFC 6698 §2.1)."""
 _ORIGIN_RE = re.compile(r"^\$ORIGIN\s+(\S+)", re.IGNORECASE)
 _IN = dns.rdataclass.IN
 T = TypeVar("T")
@@ -218,7 +225,7 @@ class Resolver:
         name = qname
         for _ in range(MAX_CNAME_HOPS + 1):
             # A CNAME into a broken or non-lab name fails, as it would upstream.
-            if name != qname and self.behaviour(name) not in (None, "truncate"):
+            if name != qname and self.behaviour(name) not in HARMLESS:
                 return Resolution(dns.rcode.SERVFAIL)
             lab = self.zone_for(name, qtype)
             if lab is None:
@@ -437,6 +444,11 @@ class LabDnsServer:
             response.set_rcode(dns.rcode.REFUSED)
         elif dns.rdatatype.is_metatype(query.question[0].rdtype):
             response.set_rcode(dns.rcode.NOTIMP)  # ANY, AXFR, IXFR: out of scope
+        elif behaviour == "malformed-tlsa" and query.question[0].rdtype == dns.rdatatype.TLSA:
+            # Raw rdata: dnspython refuses to build a TLSA with a wrong digest length.
+            bad = dns.rdata.GenericRdata(_IN, dns.rdatatype.TLSA, MALFORMED_TLSA)
+            response.answer = [dns.rrset.from_rdata(query.question[0].name, 300, bad)]
+            response.flags |= dns.flags.AA
         else:
             q = query.question[0]
             result = self._resolver.resolve(q.name, q.rdtype, do)
