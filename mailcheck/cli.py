@@ -37,6 +37,7 @@ from mailcheck.dns import (
 from mailcheck.engine import DEFAULT_CHECK_TIMEOUT, RunOptions, Target, parse_check_list, run_target
 from mailcheck.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, say
 from mailcheck.model import Report, Severity
+from mailcheck.postfix.cli import postfix_command, relay_command
 from mailcheck.queue.cli import queue_command
 from mailcheck.render import Renderer
 from mailcheck.render.json import JsonRenderer
@@ -474,6 +475,8 @@ def _read_source(source: str) -> str:
 
 
 app.command("queue")(queue_command)
+app.command("postfix")(common_options()(postfix_command))
+app.command("relay")(common_options()(relay_command))
 
 
 def _input(parse: Callable[[str], T], text: str) -> T:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 POSTCONF = "/usr/sbin/postconf"
 POSTCONF_TIMEOUT = 20.0
+EFFECTIVE_PARAMS = ("myhostname", "smtp_helo_name", "smtp_bind_address", "smtp_bind_address6")
+"""The identity parameters read with their defaults from a live instance (postconf -x)."""
 _PARAM = re.compile(r"^([A-Za-z0-9_.-]+)\s*=\s*(.*)$", re.S)
 _VAR = re.compile(r"\$\{?([A-Za-z0-9_]+)\}?")
 
@@ -56,6 +58,11 @@ class PostfixConfig:
     """Lines that were neither a parameter, a service, a comment nor a continuation."""
     source: str = ""
     """Where it came from: `postconf -c DIR`, or the file names."""
+    live: bool = False
+    """True when read from the running instance (postconf), False for saved files."""
+    effective: Mapping[str, str] = field(default_factory=dict)
+    """Effective values of EFFECTIVE_PARAMS, defaults filled in and `$name` expanded
+    (`postconf -x`); empty for saved files."""
 
     def get(self, name: str, default: str = "") -> str:
         """A parameter's value with `$name` references expanded (one level per name, no loops)."""
@@ -172,8 +179,10 @@ def _postconf(args: list[str], config_dir: str | None, postconf: str) -> str:
 
 
 def read_live(config_dir: str | None = None, postconf: str = POSTCONF) -> PostfixConfig:
-    """`postconf [-c DIR] -n` and `postconf [-c DIR] -M` of a live instance."""
+    """`postconf [-c DIR] -n`, `-M`, and `-x` of the identity parameters, of a live instance."""
     main = _postconf(["-n"], config_dir, postconf)
     master = _postconf(["-M"], config_dir, postconf)
+    effective, _ = parse_main(_postconf(["-x", *EFFECTIVE_PARAMS], config_dir, postconf))
     where = f"postconf -c {config_dir}" if config_dir else "postconf"
-    return parse_config(main, master, where)
+    cfg = parse_config(main, master, where)
+    return replace(cfg, live=True, effective=effective)

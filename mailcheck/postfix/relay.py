@@ -2,8 +2,10 @@
 
 Conversation (RFC 5321 §3.3): greeting, EHLO, on 587 STARTTLS and EHLO again (RFC 3207),
 `MAIL FROM:<probe@outside.invalid>`, `RCPT TO:<external>`, RSET, QUIT. On 465 TLS comes first
-(RFC 8314 §3.3). `data` (docs/json.md): {"host", "port", "mode", "greeting", "ehlo_plain",
-"ehlo_tls", "starttls", "mail", "rcpt", "error"}: replies as text, lists of EHLO keywords.
+(RFC 8314 §3.3). When AUTH PLAIN or LOGIN is offered before TLS, `AUTH LOGIN` is sent and
+cancelled at the challenge (no credentials). `data` (docs/json.md): {"host", "address",
+"port", "mode", "greeting", "ehlo_plain", "ehlo_tls", "starttls", "auth_plain",
+"auth_mechanisms_plain", "auth_challenge", "mail", "rcpt", "error"}.
 """
 
 from __future__ import annotations
@@ -20,35 +22,68 @@ CHECK = "relay"
 PROBE_SENDER = "probe@outside.invalid"
 PROBE_RECIPIENT = "relay-probe@example.net"
 EHLO_NAME = "mailcheck.invalid"
+PLAINTEXT_MECHANISMS = frozenset({"PLAIN", "LOGIN"})
+"""SASL mechanisms that carry the password itself (RFC 4616, draft-murchison-sasl-login)."""
 
 
 @dataclass
 class RelayObservation:
-    """What one probe saw; replies as text, None where the step was not reached."""
+    """What one probe saw, filled in step by step; replies as text, None where not reached."""
 
     host: str
+    """The host as the user named it (a name or an address)."""
     port: int
+    """The TCP port probed."""
     mode: str
     """`relay` (25 and others), `submission` (587, STARTTLS) or `implicit` (465)."""
     greeting: str | None = None
+    """The 220 greeting (after the TLS handshake on 465)."""
     ehlo_plain: list[str] | None = None
     """EHLO keywords before TLS (None on 465)."""
     starttls: str | None = None
+    """The reply to STARTTLS (submission only)."""
     ehlo_tls: list[str] | None = None
+    """EHLO keywords inside TLS (after STARTTLS, or on 465)."""
     mail: str | None = None
+    """The reply to `MAIL FROM:<probe@outside.invalid>`."""
     rcpt: str | None = None
+    """The reply to `RCPT TO:<relay-probe@example.net>`."""
     rcpt_code: int | None = None
+    """Its code: 2xx is an open relay."""
     error: dict[str, str] = field(default_factory=dict)
     """{"step", "kind", "message"} when the conversation broke off."""
     address: str | None = None
     """The address connected to: the host itself, or its first A (else AAAA) record."""
-    auth_plain: str | None = None
-    """The reply to `AUTH LOGIN` sent before TLS, when AUTH was advertised in plain text."""
+    auth_mechanisms_plain: list[str] | None = None
+    """SASL mechanisms advertised before TLS (None when no EHLO in plain text was answered)."""
+    auth_challenge: str | None = None
+    """The reply to `AUTH LOGIN` (or `AUTH PLAIN`) sent before TLS when PLAIN/LOGIN was offered
+    there; the exchange is cancelled at once, no credentials are ever sent."""
+
+    @property
+    def auth_plain(self) -> bool | None:
+        """Whether AUTH PLAIN or LOGIN (a password readable on the wire) was offered before TLS;
+        None when there was no plain-text EHLO (465, or the probe broke off before it)."""
+        if self.auth_mechanisms_plain is None:
+            return None
+        return bool(PLAINTEXT_MECHANISMS & set(self.auth_mechanisms_plain))
 
 
 def _keywords(reply: Reply) -> list[str]:
     # RFC 5321 §4.1.1.1: the first line is the greeting, the rest are extension keywords.
     return [line.split()[0].upper() for line in reply.lines[1:] if line.split()]
+
+
+def _auth_mechanisms(reply: Reply) -> list[str]:
+    """The SASL mechanisms of an EHLO reply's AUTH line (RFC 4954 §3); old clients' `AUTH=`
+    form counts too."""
+    found: list[str] = []
+    for line in reply.lines[1:]:
+        words = line.upper().split()
+        if words and (words[0] == "AUTH" or words[0].startswith("AUTH=")):
+            first = words[0][5:] if words[0].startswith("AUTH=") else ""
+            found += [m for m in [first, *words[1:]] if m and m not in found]
+    return found
 
 
 class ResolveError(Exception):
@@ -104,7 +139,9 @@ def probe_relay(
     obs.address = address
     step = "connect"
     try:
-        conn = SmtpConnection.open(address, port, timeout, implicit_tls=mode == "implicit")
+        conn = SmtpConnection.open(
+            address, port, timeout, implicit_tls=mode == "implicit", server_name=host
+        )
         step = "greeting"
         greeting = conn.read_reply()
         obs.greeting = greeting.text
@@ -119,9 +156,10 @@ def probe_relay(
             obs.ehlo_tls = _keywords(ehlo)
         else:
             obs.ehlo_plain = _keywords(ehlo)
-        if mode == "submission" and _offers_auth(obs.ehlo_plain or []):
+            obs.auth_mechanisms_plain = _auth_mechanisms(ehlo)
+        if obs.auth_plain:
             step = "auth"
-            obs.auth_plain = _try_plain_auth(conn)
+            obs.auth_challenge = _try_plain_auth(conn, obs.auth_mechanisms_plain or [])
         if mode == "submission" and "STARTTLS" in (obs.ehlo_plain or []):
             step = "starttls"
             reply = conn.command("STARTTLS")
@@ -154,10 +192,11 @@ def _offers_auth(keywords: list[str]) -> bool:
     return any(k == "AUTH" or k.startswith("AUTH=") for k in keywords)
 
 
-def _try_plain_auth(conn: SmtpConnection) -> str:
-    """`AUTH LOGIN` before TLS (RFC 4954 §4): a 334 challenge means the server would take a
-    password in plain text; the exchange is cancelled with `*` at once, no credentials sent."""
-    reply = conn.command("AUTH LOGIN")
+def _try_plain_auth(conn: SmtpConnection, mechanisms: list[str]) -> str:
+    """`AUTH LOGIN` (else `AUTH PLAIN` without an initial response) before TLS (RFC 4954 §4):
+    a 334 challenge means the server would take a password in plain text; the exchange is
+    cancelled with `*` at once, no credentials sent."""
+    reply = conn.command("AUTH LOGIN" if "LOGIN" in mechanisms else "AUTH PLAIN")
     if reply.code == 334:
         conn.command("*")  # RFC 4954 §4: cancel; the server answers 501
     return reply.text
@@ -181,6 +220,8 @@ def _f(
     }
     if obs.auth_plain is not None:
         evidence["auth_plain"] = obs.auth_plain
+    if obs.auth_challenge is not None:
+        evidence["auth_challenge"] = obs.auth_challenge
     return Finding(CHECK, code, sev, msg, evidence, remedy, rfc, indeterminate)
 
 
@@ -241,21 +282,7 @@ def evaluate_relay(obs: RelayObservation) -> CheckResult:
                     "RFC 3207, RFC 8314 §3.3",
                 )
             )
-        if _offers_auth(obs.ehlo_plain):
-            accepted = obs.auth_plain is not None and obs.auth_plain.startswith("334")
-            found.append(
-                _f(
-                    "relay.auth-before-tls",
-                    Severity.ERROR,
-                    f"{where} offers AUTH before STARTTLS: a client may send its "
-                    "password in plain text"
-                    + (" (it answered AUTH LOGIN with a challenge)." if accepted else "."),
-                    obs,
-                    "smtpd_tls_auth_only = yes",
-                    "RFC 4954 §4",
-                )
-            )
-        if obs.ehlo_tls is not None and "AUTH" in obs.ehlo_tls:
+        if obs.ehlo_tls is not None and "AUTH" in obs.ehlo_tls and not _offers_auth(obs.ehlo_plain):
             found.append(
                 _f(
                     "relay.auth-after-tls",
@@ -265,6 +292,23 @@ def evaluate_relay(obs: RelayObservation) -> CheckResult:
                     rfc="RFC 4954 §4",
                 )
             )
+    if obs.auth_plain:
+        challenged = obs.auth_challenge is not None and obs.auth_challenge.startswith("334")
+        mechanisms = " ".join(
+            m for m in obs.auth_mechanisms_plain or [] if m in PLAINTEXT_MECHANISMS
+        )
+        found.append(
+            _f(
+                "relay.auth-before-tls",
+                Severity.ERROR,
+                f"{where} offers AUTH {mechanisms} before TLS: a client may send its "
+                "password in plain text"
+                + (" (it answered with a challenge, so it would take one)." if challenged else "."),
+                obs,
+                "smtpd_tls_auth_only = yes",
+                "RFC 4954 §4",
+            )
+        )
     if obs.mode == "implicit" and obs.ehlo_tls is not None:
         found.append(
             _f(
@@ -328,12 +372,16 @@ def evaluate_relay(obs: RelayObservation) -> CheckResult:
 def _data(obs: RelayObservation) -> dict[str, object]:
     return {
         "host": obs.host,
+        "address": obs.address,
         "port": obs.port,
         "mode": obs.mode,
         "greeting": obs.greeting,
         "ehlo_plain": obs.ehlo_plain,
         "ehlo_tls": obs.ehlo_tls,
         "starttls": obs.starttls,
+        "auth_plain": obs.auth_plain,
+        "auth_mechanisms_plain": obs.auth_mechanisms_plain,
+        "auth_challenge": obs.auth_challenge,
         "mail": obs.mail,
         "rcpt": obs.rcpt,
         "error": dict(obs.error),

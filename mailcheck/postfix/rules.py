@@ -32,9 +32,10 @@ def finding(
     evidence: Mapping[str, Any] | None = None,
     remedy: str = "",
     rfc: str = "",
+    indeterminate: bool = False,
 ) -> Finding:
     """A `postfix` finding."""
-    return Finding(CHECK, code, severity, message, dict(evidence or {}), remedy, rfc)
+    return Finding(CHECK, code, severity, message, dict(evidence or {}), remedy, rfc, indeterminate)
 
 
 def words(value: str) -> list[str]:

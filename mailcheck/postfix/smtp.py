@@ -45,9 +45,15 @@ class SmtpConnection:
 
     @classmethod
     def open(
-        cls, host: str, port: int, timeout: float, implicit_tls: bool = False
+        cls,
+        host: str,
+        port: int,
+        timeout: float,
+        implicit_tls: bool = False,
+        server_name: str | None = None,
     ) -> SmtpConnection:
-        """Connect (bounded by timeout); with implicit_tls, handshake first (RFC 8314 §3.3)."""
+        """Connect to an address (bounded by timeout); with implicit_tls, handshake first
+        (RFC 8314 §3.3), sending server_name (default: host) as SNI."""
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except TimeoutError:
@@ -58,7 +64,11 @@ class SmtpConnection:
             ) from None
         conn = cls(sock, timeout)
         if implicit_tls:
-            conn.starttls(host)
+            try:
+                conn.starttls(server_name or host)
+            except SmtpError:
+                conn.close()
+                raise
         return conn
 
     def starttls(self, host: str) -> None:
@@ -69,7 +79,10 @@ class SmtpConnection:
         try:
             self.sock.settimeout(self.timeout)
             self.sock = context.wrap_socket(self.sock, server_hostname=host)
-        except (OSError, ssl.SSLError) as exc:
+        except TimeoutError:
+            raise SmtpError("tls", f"TLS handshake timed out after {self.timeout:g} s") from None
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            # ValueError: a server_name ssl refuses (e.g. an empty label)
             raise SmtpError("tls", f"TLS handshake failed: {exc}") from None
         self.buffer = b""  # RFC 3207 §4.2: discard anything read before the handshake
 

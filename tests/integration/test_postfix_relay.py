@@ -1,27 +1,40 @@
 """The relay probe against a real private Postfix on loopback, and against scripted servers.
 
-One module fixture starts a Postfix (tests/lab/postfix_smtpd.py) with four smtpd listeners:
+One module fixture starts a Postfix (tests/lab/postfix_smtpd.py) with five smtpd listeners:
 an open relay (mynetworks holds the probe's 127.0.0.1), a safe one (mynetworks elsewhere,
 reject_unauth_destination), a submission service (TLS required, AUTH only after STARTTLS,
-Cyrus SASL), and a bad submission (AUTH offered in plain text). Postfix logs each session's
-command counts at disconnect: the tests check there was never a DATA. Needs root and the
-Debian package postfix (fails under CI=true without it, skips otherwise).
+Cyrus SASL), a bad submission (AUTH offered in plain text) and submissions (implicit TLS,
+smtpd_tls_wrappermode, on the real port 465 when it is free). Postfix logs each session's
+command counts at disconnect: the tests check there was never a DATA. The `mailcheck relay`
+command runs in a child process against the same listeners. Needs root and the Debian package
+postfix (fails under CI=true without it, skips otherwise).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
 
+import jsonschema
 import pytest
 
 from mailcheck.dns import DnsClient, DnsConfig
 from mailcheck.model import CheckResult
+from mailcheck.postfix.audit import evaluate_postfix
+from mailcheck.postfix.cli import parse_hostport
+from mailcheck.postfix.config import read_live
 from mailcheck.postfix.relay import PROBE_RECIPIENT, evaluate_relay, probe_relay
 from mailcheck.postfix.smtp import SmtpConnection
-from tests.conftest import require_binary
-from tests.lab.postfix_smtpd import Listener, PostfixSmtpdLab
+from tests.conftest import ROOT, require_binary
+from tests.lab.dnsserver import LabHandle
+from tests.lab.postfix_smtpd import Listener, PostfixSmtpdLab, port_free
 from tests.lab.smtpd import Script, SmtpLab, always
 
 TIMEOUT = 5.0
@@ -54,15 +67,49 @@ LISTENERS = {
         ),
         sasl=True,
     ),
+    "smtps": Listener(
+        "127.0.0.43",
+        (
+            ELSEWHERE,
+            "smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination",
+            "smtpd_tls_wrappermode=yes",
+            "smtpd_tls_security_level=encrypt",
+        ),
+        tls=True,
+        sasl=True,
+    ),
 }
+SMTPS = 465
+SCHEMA = json.loads((ROOT / "docs" / "schema" / "report-v1.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def postfix() -> Iterator[PostfixSmtpdLab]:
     require_binary("postfix")
     require_binary("openssl")
-    with PostfixSmtpdLab(LISTENERS) as pf:
+    listeners = dict(LISTENERS)
+    if port_free(listeners["smtps"].host, SMTPS):
+        listeners["smtps"] = replace(listeners["smtps"], port=SMTPS)
+    with PostfixSmtpdLab(listeners) as pf:
         yield pf
+
+
+def mailcheck_relay(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`mailcheck relay ARGS --json` in a child process; the JSON validated by the schema."""
+    env = {k: v for k, v in os.environ.items() if k != "MAILCHECK_NAMESERVER"}
+    env.update({"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "mailcheck", "relay", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    document = json.loads(proc.stdout) if proc.stdout else {}
+    if document:
+        jsonschema.validate(document, SCHEMA)
+    return proc, document
 
 
 def codes(result: CheckResult) -> set[str]:
@@ -120,7 +167,7 @@ def test_submission_requires_tls_and_offers_auth_only_after_it(
     assert "AUTH" not in obs.ehlo_plain
     assert obs.starttls is not None and obs.starttls.startswith("220")
     assert obs.ehlo_tls is not None and "AUTH" in obs.ehlo_tls
-    assert obs.auth_plain is None  # nothing to try: AUTH was not offered in plain text
+    assert obs.auth_plain is False and obs.auth_challenge is None  # nothing to try
     assert obs.rcpt_code is not None and 500 <= obs.rcpt_code < 600, obs
     assert codes(result) == {"relay.auth-after-tls", "relay.closed"}
     assert_no_data(sessions(postfix, "submission"))
@@ -146,15 +193,136 @@ def test_auth_offered_in_plain_text_is_found_and_never_given_credentials(
     obs = probe_relay(host, port, TIMEOUT, mode="submission")
     result = evaluate_relay(obs)
     assert obs.ehlo_plain is not None and "AUTH" in obs.ehlo_plain
+    assert obs.auth_mechanisms_plain is not None
+    assert {"PLAIN", "LOGIN"} <= set(obs.auth_mechanisms_plain) and obs.auth_plain is True
     # Postfix answers AUTH LOGIN with a challenge (334): it would take a password in plain
     # text. The probe cancels with `*` and sends no credentials (auth=0/1 in the log).
-    assert obs.auth_plain is not None and obs.auth_plain.startswith("334"), obs
+    assert obs.auth_challenge is not None and obs.auth_challenge.startswith("334"), obs
     assert {"relay.starttls-missing", "relay.auth-before-tls", "relay.closed"} <= codes(result)
     finding = next(f for f in result.findings if f.code == "relay.auth-before-tls")
-    assert "challenge" in finding.message
+    assert "challenge" in finding.message and finding.evidence["auth_plain"] is True
+    assert result.data["auth_plain"] is True and result.data["address"] == host
     [line] = sessions(postfix, "authplain")
     assert "auth=0/1" in line, line
     assert_no_data([line])
+
+
+def test_plain_text_auth_is_found_on_a_relay_port_too(postfix: PostfixSmtpdLab) -> None:
+    host, port = postfix.address("authplain")
+    obs = probe_relay(host, port, TIMEOUT)  # mode relay: no STARTTLS expected there
+    result = evaluate_relay(obs)
+    assert obs.mode == "relay" and obs.auth_plain is True
+    assert codes(result) == {"relay.auth-before-tls", "relay.closed"}
+    assert_no_data(sessions(postfix, "authplain", expected=2))
+
+
+def test_implicit_tls_listener(postfix: PostfixSmtpdLab) -> None:
+    host, port = postfix.address("smtps")
+    obs = probe_relay(host, port, TIMEOUT, mode="implicit")
+    result = evaluate_relay(obs)
+    assert obs.greeting is not None and obs.greeting.startswith("220"), obs
+    assert obs.ehlo_plain is None and obs.auth_plain is None
+    assert obs.ehlo_tls is not None and "AUTH" in obs.ehlo_tls and "STARTTLS" not in obs.ehlo_tls
+    assert codes(result) == {"relay.implicit-tls", "relay.closed"}
+    assert_no_data(sessions(postfix, "smtps"))
+
+
+def test_plain_text_client_on_the_implicit_tls_port_gets_no_greeting(
+    postfix: PostfixSmtpdLab,
+) -> None:
+    host, port = postfix.address("smtps")
+    obs = probe_relay(host, port, 1.0, mode="relay")  # speaks plain SMTP to a TLS port
+    result = evaluate_relay(obs)
+    assert obs.greeting is None and obs.error["step"] == "greeting", obs
+    assert codes(result) <= {"relay.unreachable", "relay.malformed-reply", "relay.incomplete"}
+    assert all(f.indeterminate for f in result.findings)
+
+
+def test_cli_port_465_means_implicit_tls(postfix: PostfixSmtpdLab) -> None:
+    host, port = postfix.address("smtps")
+    if port != SMTPS:
+        pytest.skip(f"{host}:{SMTPS} is taken; the listener runs on {port}")
+    proc, doc = mailcheck_relay(f"{host}:{SMTPS}")
+    assert proc.returncode == 0, proc.stderr
+    [check] = doc["checks"]
+    assert check["check"] == "relay" and doc["target"] == f"{host}:{SMTPS}"
+    data = check["data"]
+    assert data["mode"] == "implicit" and data["address"] == host
+    assert data["ehlo_plain"] is None and data["auth_plain"] is None
+    assert "AUTH" in data["ehlo_tls"] and data["greeting"].startswith("220")
+    assert {f["code"] for f in check["findings"]} == {"relay.implicit-tls", "relay.closed"}
+
+
+def test_cli_open_relay_exits_1_with_one_line(postfix: PostfixSmtpdLab) -> None:
+    host, port = postfix.address("open")
+    proc, doc = mailcheck_relay(f"{host}:{port}", "--fail-on", "warning")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "at or above warning" in proc.stderr
+    [check] = doc["checks"]
+    assert "relay.open" in {f["code"] for f in check["findings"]}
+    assert check["data"]["auth_plain"] is False and check["data"]["mode"] == "relay"
+    assert doc["dns"]["queries"] == 0  # an address: no DNS at all
+
+
+def test_cli_resolves_a_name_with_the_run_s_nameserver(
+    postfix: PostfixSmtpdLab, lab: LabHandle
+) -> None:
+    _, port = postfix.address("safe")
+    proc, doc = mailcheck_relay(
+        f"ns1.lab.test:{port}", "-n", lab.address, "--timeout", "0.5", "--trace"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert doc["dns"]["nameservers"] == [lab.address]
+    assert [(t["name"], t["type"]) for t in doc["dns"]["trace"]] == [("ns1.lab.test.", "A")]
+    assert doc["checks"][0]["data"]["address"] == "127.0.0.1"
+
+
+def test_cli_unanswered_dns_exits_3(postfix: PostfixSmtpdLab) -> None:
+    _, port = postfix.address("safe")
+    # Nothing listens on this loopback port: no resolver answers, the run is incomplete.
+    proc, doc = mailcheck_relay(
+        f"ns1.lab.test:{port}", "-n", "127.0.0.1:9", "--timeout", "0.2", "--retries", "0"
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "no DNS resolver answered" in proc.stderr
+    assert {f["code"] for f in doc["checks"][0]["findings"]} == {"relay.unreachable"}
+
+
+def test_audit_of_the_running_lab_finds_plain_text_auth(postfix: PostfixSmtpdLab) -> None:
+    cfg = read_live(str(postfix.config_dir), require_binary("postconf"))
+    result = evaluate_postfix(cfg)
+    found = {(f.code, f.evidence.get("service")) for f in result.findings}
+    host, port = postfix.address("authplain")
+    assert ("postfix.auth-without-tls", f"{host}:{port}") in found
+    # the submission and smtps listeners require TLS before AUTH: not flagged
+    for name in ("submission", "smtps"):
+        where = "{}:{}".format(*postfix.address(name))
+        assert ("postfix.auth-without-tls", where) not in found
+    assert cfg.live and cfg.effective["myhostname"] == "queuelab.mailcheck.test"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail.example.org", ("mail.example.org", 25)),
+        ("mail.example.org:587", ("mail.example.org", 587)),
+        ("192.0.2.1:465", ("192.0.2.1", 465)),
+        ("[2001:db8::1]:465", ("2001:db8::1", 465)),
+        ("2001:db8::1", ("2001:db8::1", 25)),
+        ("[::1]", ("::1", 25)),
+        ("Mail.Example.ORG.", ("mail.example.org", 25)),
+    ],
+)
+def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a.test:0", "a.test:99999", "a.test:x", "bad_host!.test:25", "nodot", "[::1]:"]
+)
+def test_parse_hostport_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_hostport(text)
 
 
 def test_host_name_is_resolved_through_the_lab(

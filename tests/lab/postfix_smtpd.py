@@ -41,6 +41,18 @@ class Listener:
     """Give it the lab certificate (smtpd_tls_cert_file / smtpd_tls_key_file)."""
     sasl: bool = False
     """Enable Cyrus SASL (AUTH PLAIN LOGIN over an empty sasldb)."""
+    port: int | None = None
+    """A fixed port (e.g. 465, which implies implicit TLS to mailcheck); default a free one."""
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing is bound to host:port right now (465 needs root to test)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(host: str) -> int:
@@ -57,7 +69,7 @@ class PostfixSmtpdLab(PostfixLab):
     def __init__(self, listeners: Mapping[str, Listener]) -> None:
         super().__init__({}, relay="")
         self.listeners = dict(listeners)
-        self.ports = {name: free_port(lst.host) for name, lst in self.listeners.items()}
+        self.ports = {name: lst.port or free_port(lst.host) for name, lst in self.listeners.items()}
 
     def address(self, name: str) -> tuple[str, int]:
         """(host, port) of a listener."""

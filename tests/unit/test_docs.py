@@ -8,7 +8,7 @@ from mailcheck.checks import CHECK_ORDER
 from mailcheck.dns import Outcome
 from tests.conftest import ROOT
 
-PREFIXES = [c.value for c in CHECK_ORDER] + ["dns", "engine", "queue"]
+PREFIXES = [c.value for c in CHECK_ORDER] + ["dns", "engine", "queue", "postfix", "relay"]
 CODE_LITERAL = re.compile(r'"((?:{})\.[a-z0-9-]+)"'.format("|".join(PREFIXES)))
 
 
