@@ -25,6 +25,18 @@ from mailcheck.batch.inputs import read_batch
 from mailcheck.batch.session import BatchSettings, execute, previous_document
 from mailcheck.checks import CHECK_ORDER, CheckName
 from mailcheck.checks.dnsbl_catalogue import load_lists
+from mailcheck.cli_tls import (
+    CaFileOpt,
+    EhloOpt,
+    MtaStsPortOpt,
+    NoSmtpOpt,
+    SenderLevelOpt,
+    SmtpPortOpt,
+    SmtpTimeoutOpt,
+    TranscriptOpt,
+    parse_tls_target,
+    tls_settings,
+)
 from mailcheck.dns import (
     DEFAULT_CONCURRENCY,
     DEFAULT_RETRIES,
@@ -208,6 +220,10 @@ def domain(
     dnsbl: DnsblOpt = None,
     dnsbl_config: DnsblConfigOpt = None,
     only: OnlyOpt = None,
+    no_smtp: NoSmtpOpt = False,
+    smtp_port: SmtpPortOpt = 25,
+    ca_file: CaFileOpt = None,
+    sender_level: SenderLevelOpt = None,
     *,
     common: CommonOptions,
 ) -> None:
@@ -223,14 +239,71 @@ def domain(
     )
     config = _dns_config(common)
     zones = _dnsbl_lists(dnsbl, dnsbl_config)
+    tls = _input(
+        lambda _: tls_settings(
+            no_smtp=no_smtp, port=smtp_port, ca_file=ca_file, sender_levels=sender_level
+        ),
+        "",
+    )
     options = RunOptions(
         checks=checks,
         check_timeout=common.check_timeout,
         trace=common.trace,
         dnsbl_zones=zones,
         dnsbl_config=dnsbl_config,
+        tls=tls,
     )
     _run(target, config, options, common)
+
+
+@app.command("tls")
+@common_options()
+def tls_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="DOMAIN|HOST:PORT",
+            help="A mail domain (its MX hosts), or HOST[:PORT], [HOST]:PORT, IP (no MX lookup).",
+        ),
+    ],
+    smtp_port: SmtpPortOpt = 25,
+    ca_file: CaFileOpt = None,
+    sender_level: SenderLevelOpt = None,
+    ehlo: EhloOpt = None,
+    smtp_timeout: SmtpTimeoutOpt = 10.0,
+    transcript: TranscriptOpt = False,
+    mta_sts_port: MtaStsPortOpt = 443,
+    *,
+    common: CommonOptions,
+) -> None:
+    """Probe STARTTLS, certificates, DANE and MTA-STS; name why TLS fails."""
+    parsed = _input(parse_tls_target, target)
+    settings = _input(
+        lambda _: tls_settings(
+            port=parsed.port or smtp_port,
+            ca_file=ca_file,
+            sender_levels=sender_level,
+            ehlo=ehlo,
+            step_timeout=smtp_timeout,
+            transcript=transcript,
+            mta_sts_port=mta_sts_port,
+        ),
+        "",
+    )
+    run_on = Target(
+        label=parsed.label,
+        domain=parsed.domain,
+        hosts=(parsed.host,) if parsed.host else (),
+        ips=(parsed.ip,) if parsed.ip else (),
+    )
+    config = _dns_config(common)
+    options = RunOptions(
+        checks=(CheckName.TLS,),
+        check_timeout=common.check_timeout,
+        trace=common.trace,
+        tls=settings,
+    )
+    _run(run_on, config, options, common)
 
 
 @app.command()
@@ -431,6 +504,7 @@ def batch(
     only: OnlyOpt = None,
     dnsbl: DnsblOpt = None,
     dnsbl_config: DnsblConfigOpt = None,
+    no_smtp: NoSmtpOpt = False,
     *,
     common: CommonOptions,
 ) -> None:
@@ -458,6 +532,7 @@ def batch(
         check_timeout=common.check_timeout,
         dnsbl_zones=zones,
         dnsbl_config=dnsbl_config,
+        tls=tls_settings(no_smtp=no_smtp),
     )
     outcome = execute(parsed, config, options, settings, previous)
     if outcome.reason:

@@ -10,11 +10,12 @@ import asyncio
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mailcheck.checks import CHECK_ORDER, CHECKS, Check, CheckContext, CheckName
+from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsClient, DnsConfig
 from mailcheck.model import CheckResult, Finding, Report, Severity, Status
 
@@ -55,6 +56,8 @@ class RunOptions:
     """Blocklist zones replacing the default lists."""
     dnsbl_config: Path | None = None
     """A blocklist config file."""
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    """How the tls check probes."""
 
 
 async def run_target(
@@ -82,6 +85,7 @@ async def run_target(
         helo=target.helo,
         dnsbl_zones=options.dnsbl_zones,
         dnsbl_config=options.dnsbl_config,
+        tls=options.tls,
         selected=frozenset(name.value for name in selected),
     )
     results = await asyncio.gather(

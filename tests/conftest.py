@@ -23,6 +23,10 @@ from tests.lab.dnsserver import LabHandle, run_in_thread
 ROOT = Path(__file__).resolve().parent.parent
 ZONES = ROOT / "fixtures" / "zones"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The fixture zones' MX hosts are documentation addresses (192.0.2.0/24) that nobody serves:
+# `mailcheck domain` and `batch` in child processes run DNS-only (--no-smtp). The TLS tests
+# probe the TLS lab's own servers and take this out of their environment.
+os.environ["MAILCHECK_NO_SMTP"] = "1"
 
 _violations: list[str] = []
 

@@ -11,6 +11,7 @@ from mailcheck.checks.dnsbl import DnsblCheck
 from mailcheck.checks.fcrdns import FcrdnsCheck
 from mailcheck.checks.mx import MxCheck
 from mailcheck.checks.spf import SpfCheck
+from mailcheck.checks.tls import TlsCheck
 
 
 class CheckName(enum.StrEnum):
@@ -22,6 +23,7 @@ class CheckName(enum.StrEnum):
     SPF = "spf"
     DKIM = "dkim"
     DMARC = "dmarc"
+    TLS = "tls"
 
 
 CHECKS: dict[CheckName, Check] = {
@@ -31,6 +33,7 @@ CHECKS: dict[CheckName, Check] = {
     CheckName.SPF: SpfCheck(),
     CheckName.DKIM: DkimCheck(),
     CheckName.DMARC: DmarcCheck(),
+    CheckName.TLS: TlsCheck(),
 }
 
 CHECK_ORDER: tuple[CheckName, ...] = tuple(CheckName)

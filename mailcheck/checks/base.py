@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsAnswer, DnsClient, Outcome
 from mailcheck.model import CheckResult, Finding, Severity
 
@@ -36,6 +37,8 @@ class CheckContext:
     """Blocklist zones the user named (--dnsbl); when given, they replace the default lists."""
     dnsbl_config: Path | None = None
     """A blocklist config file (--dnsbl-config) adding to or replacing the shipped lists."""
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    """How the tls check probes (port, trust, --no-smtp)."""
     selected: frozenset[str] = frozenset()
     """The names of the checks in this run (a check may use another's facts only if it runs)."""
     _facts: dict[str, asyncio.Future[Any]] = field(default_factory=dict)

@@ -90,18 +90,15 @@ def write_atomically(path: str, text: str) -> None:
 def _probe(
     obs: QueueObservation, nameservers: list[str] | None
 ) -> tuple[dict[str, CheckResult], DnsSummary]:
-    from mailcheck.queue.probe import engine_prober, probe_targets, run_probes, tls_check_name
+    from mailcheck.queue.probe import engine_prober, probe_targets, run_probes
 
-    check = tls_check_name()
-    if check is None:
-        fail(EXIT_USAGE, "--probe needs the tls check, which this mailcheck does not have yet")
     try:
         servers = tuple(parse_nameserver(s) for s in nameservers or ()) or system_nameservers()
     except ValueError as exc:
         fail(EXIT_USAGE, str(exc))
     if not servers:
         fail(EXIT_INCOMPLETE, "--probe: no DNS resolver configured: give --nameserver")
-    prober = engine_prober(DnsConfig(servers), check, PROBE_CHECK_TIMEOUT)
+    prober = engine_prober(DnsConfig(servers), PROBE_CHECK_TIMEOUT)
     return run_probes(probe_targets(obs.reasons), prober)
 
 

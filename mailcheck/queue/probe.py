@@ -1,8 +1,7 @@
 """`mailcheck queue --probe`: run the tls check for the top TLS-deferred destinations.
 
 The queue says *that* TLS failed; the tls check says *why* (no STARTTLS at all, STARTTLS
-hidden from a blocklisted IP, a broken certificate...). The tls check is looked up in the
-registry at run time, so this module works before and after that check exists.
+hidden from a blocklisted IP, a broken certificate...).
 """
 
 from __future__ import annotations
@@ -25,14 +24,6 @@ Prober = Callable[[str], Awaitable[tuple[CheckResult, DnsSummary]]]
 """Runs the tls check for one domain."""
 
 
-def tls_check_name() -> CheckName | None:
-    """The registry's tls check, or None while mailcheck has none."""
-    try:
-        return CheckName("tls")
-    except ValueError:
-        return None
-
-
 def probe_targets(groups: Sequence[ReasonGroup], limit: int = PROBE_DOMAINS) -> list[str]:
     """The domains with the most recipients deferred for a TLS reason, most first."""
     counts: Counter[str] = Counter()
@@ -42,13 +33,13 @@ def probe_targets(groups: Sequence[ReasonGroup], limit: int = PROBE_DOMAINS) -> 
     return [domain for domain, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
 
 
-def engine_prober(config: DnsConfig, check: CheckName, timeout: float) -> Prober:
-    """A prober that runs `check` through the engine, as `mailcheck tls DOMAIN` would."""
+def engine_prober(config: DnsConfig, timeout: float) -> Prober:
+    """A prober that runs the tls check through the engine, as `mailcheck tls DOMAIN` would."""
 
     async def run(domain: str) -> tuple[CheckResult, DnsSummary]:
         target = Target(label=domain, domain=domain)
         report = await run_target(
-            target, config, RunOptions(checks=(check,), check_timeout=timeout)
+            target, config, RunOptions(checks=(CheckName.TLS,), check_timeout=timeout)
         )
         return report.checks[0], report.dns
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from mailcheck.checks import CHECK_ORDER, CheckName
+from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsConfig
 from mailcheck.engine import RunOptions, Target, run_target
 from mailcheck.model import CheckResult, Report
@@ -16,9 +17,10 @@ def run_domain(
     ips: tuple[str, ...] = (),
     checks: tuple[CheckName, ...] = CHECK_ORDER,
 ) -> Report:
-    """Run `mailcheck domain` in-process against the lab."""
+    """Run `mailcheck domain --no-smtp` in-process against the lab (its MX hosts are not real)."""
     target = Target(label=domain, domain=domain, ips=ips)
-    return asyncio.run(run_target(target, config, RunOptions(checks=checks, trace=True)))
+    options = RunOptions(checks=checks, trace=True, tls=TlsSettings(smtp=False))
+    return asyncio.run(run_target(target, config, options))
 
 
 def result(report: Report, check: str) -> CheckResult:

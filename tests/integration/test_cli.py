@@ -48,7 +48,15 @@ def test_good_domain_exits_0_and_validates(lab: LabHandle) -> None:
     code, doc = run_json(lab, "domain", "good.test", "--ip", "192.0.2.20")
     assert code == 0
     assert doc["schema_version"] == 1 and doc["target"] == "good.test"
-    assert [c["check"] for c in doc["checks"]] == ["mx", "fcrdns", "dnsbl", "spf", "dkim", "dmarc"]
+    assert [c["check"] for c in doc["checks"]] == [
+        "mx",
+        "fcrdns",
+        "dnsbl",
+        "spf",
+        "dkim",
+        "dmarc",
+        "tls",
+    ]
     assert doc["summary"]["status"] == "pass"
     assert doc["dns"]["queries"] > 0 and "trace" not in doc["dns"]
 

@@ -234,12 +234,3 @@ def test_postfix_2_without_json_falls_back_to_the_text_listing(tmp_path: Path) -
     data = data_of(proc)
     assert data["source"]["listing"] == "text"
     assert data["shape"]["total"]["total"] == 64
-
-
-def test_probe_needs_the_tls_check() -> None:
-    from mailcheck.queue.probe import tls_check_name
-
-    if tls_check_name() is not None:
-        pytest.skip("this mailcheck has the tls check")
-    proc = mailcheck_queue("--input", FRESH, "--now", CAPTURED_AT, "--probe")
-    assert proc.returncode == 2 and "--probe needs the tls check" in one_line(proc)

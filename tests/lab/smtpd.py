@@ -16,13 +16,12 @@ import asyncio
 import contextlib
 import functools
 import socket
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
+from typing import Self
 
-READY_TIMEOUT = 5.0
-STOP_TIMEOUT = 5.0
+from tests.lab.loop_servers import LoopServers
+
 LINE_LIMIT = 64 * 1024
 HOST_BASE = "127.0.0."
 FIRST_HOST = 10
@@ -61,18 +60,15 @@ def _wire(reply: str) -> bytes:
     return b"".join(line.encode() + b"\r\n" for line in reply.split("\n"))
 
 
-class SmtpLab:
+class SmtpLab(LoopServers):
     """Runs scripted servers (and reserves closed ports) until stopped."""
 
     def __init__(self, scripts: Mapping[str, Script], closed: tuple[str, ...] = ()) -> None:
+        super().__init__()
         self.scripts = dict(scripts)
         self.closed_names = closed
         self._addresses: dict[str, tuple[str, int]] = {}
         self._reserved: list[socket.socket] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[None]] = set()
         self.transcript: list[tuple[str, str]] = []
         """(server name, line received) for post-mortems."""
 
@@ -85,15 +81,9 @@ class SmtpLab:
         host, port = self._addresses[name]
         return f"[{host}]:{port}"
 
-    def start(self) -> SmtpLab:
-        """Start every server; return once all listen (bounded by READY_TIMEOUT)."""
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._start_all(), self._loop)
-        try:
-            future.result(timeout=READY_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
+    def start(self) -> Self:
+        """Start every server and reserve the closed ports (bounded by READY_TIMEOUT)."""
+        super().start()
         for index, name in enumerate(self.closed_names, start=len(self.scripts)):
             # Bound but not listening: a connection is refused at once, and nobody else can
             # take the port while the lab runs.
@@ -182,38 +172,10 @@ class SmtpLab:
 
     def stop(self) -> None:
         """Stop every server and session, and release the reserved ports (bounded)."""
-        if self._thread.is_alive():
-            future = asyncio.run_coroutine_threadsafe(self._stop_all(), self._loop)
-            with contextlib.suppress(Exception):
-                future.result(timeout=STOP_TIMEOUT)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=STOP_TIMEOUT)
-        if not self._thread.is_alive():
-            self._loop.close()
+        super().stop()
         for sock in self._reserved:
             sock.close()
         self._reserved.clear()
-
-    async def _stop_all(self) -> None:
-        for server in self._servers:
-            server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT)
-        for server in self._servers:
-            await server.wait_closed()
-
-    def __enter__(self) -> SmtpLab:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _host(index: int) -> str:

@@ -8,7 +8,16 @@ from mailcheck.checks import CHECK_ORDER
 from mailcheck.dns import Outcome
 from tests.conftest import ROOT
 
-PREFIXES = [c.value for c in CHECK_ORDER] + ["dns", "engine", "queue", "postfix", "relay"]
+PREFIXES = [c.value for c in CHECK_ORDER] + [
+    "dns",
+    "engine",
+    "queue",
+    "postfix",
+    "relay",
+    "dane",
+    "mta-sts",
+    "tls-rpt",
+]
 CODE_LITERAL = re.compile(r'"((?:{})\.[a-z0-9-]+)"'.format("|".join(PREFIXES)))
 
 

@@ -1,0 +1,195 @@
+"""Gather MTA-STS and TLS-RPT facts: two TXT lookups and, when announced, the HTTPS policy fetch.
+
+The policy host's addresses come from the run's DnsClient, never the OS resolver: httpx is
+given the address in the URL, and `mta-sts.<domain>` as the SNI name (the `sni_hostname`
+request extension) and Host header, so the certificate is verified against that name and not
+the IP (RFC 8461 §3.3). Redirects are not followed, the body is capped, and every attempt is
+bounded by `timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from typing import Any
+
+import httpx
+
+from mailcheck.checks.mta_sts_observation import (
+    MAX_POLICY_BYTES,
+    POLICY_PATH,
+    FetchAttempt,
+    FetchStep,
+    MtaStsObservation,
+    PolicyFetch,
+    PolicyResponse,
+)
+from mailcheck.checks.mta_sts_record import is_sts_candidate, join_txt
+from mailcheck.dns import DnsClient
+
+DEFAULT_TIMEOUT = 10.0
+MAX_ADDRESSES = 4
+"""Policy host addresses tried at most, in order (IPv4 first), before giving up."""
+USER_AGENT = "mailcheck (MTA-STS policy check)"
+
+Roots = ssl.SSLContext | str | os.PathLike[str] | None
+"""Trust for the policy host: a ready context, a CA file (PEM), or None for the system store."""
+
+
+def policy_context(roots: Roots) -> ssl.SSLContext:
+    """A client context verifying certificates and names against `roots`.
+
+    A CA file replaces the system store (`--ca-file`); a given context is used as it is.
+    Raises ValueError when the CA file cannot be loaded.
+    """
+    if isinstance(roots, ssl.SSLContext):
+        return roots
+    try:
+        context = ssl.create_default_context(cafile=None if roots is None else os.fspath(roots))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load CA file {roots}: {exc}") from None
+    context.check_hostname = True  # PKIX validation of mta-sts.<domain> (RFC 8461 §3.3)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+async def gather_mta_sts(
+    dns: DnsClient,
+    domain: str,
+    *,
+    port: int = 443,
+    roots: Roots = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> MtaStsObservation:
+    """Look up `_mta-sts` and `_smtp._tls` TXT concurrently; fetch the policy when announced.
+
+    `port` is the policy host's HTTPS port (443 except in labs); `timeout` bounds each
+    address tried (connect, handshake, request and body together).
+    """
+    domain = domain.lower().rstrip(".")
+    sts_txt, tlsrpt_txt = await asyncio.gather(
+        dns.query(f"_mta-sts.{domain}", "TXT"), dns.query(f"_smtp._tls.{domain}", "TXT")
+    )
+    fetch = None
+    # RFC 8461 §3.3: the policy is fetched only after a TXT record announces it. A broken or
+    # duplicated record is fetched anyway, so the report can say what else needs fixing.
+    if any(is_sts_candidate(join_txt(strings)) for strings in sts_txt.txt_strings()):
+        context = policy_context(roots)
+        fetch = await fetch_policy(dns, domain, port=port, context=context, timeout=timeout)
+    return MtaStsObservation(domain, sts_txt, tlsrpt_txt, fetch)
+
+
+async def fetch_policy(
+    dns: DnsClient, domain: str, *, port: int, context: ssl.SSLContext, timeout: float
+) -> PolicyFetch:
+    """Resolve `mta-sts.<domain>` and GET the policy from its addresses, one after another."""
+    host = f"mta-sts.{domain}"
+    url = f"https://{host}{'' if port == 443 else f':{port}'}{POLICY_PATH}"
+    a, aaaa = await asyncio.gather(dns.query(host, "A"), dns.query(host, "AAAA"))
+    attempts: list[FetchAttempt] = []
+    for address in (a.addresses() + aaaa.addresses())[:MAX_ADDRESSES]:
+        outcome = await fetch_from(address, host, port, context, timeout)
+        if isinstance(outcome, PolicyResponse):
+            return PolicyFetch(host, url, a, aaaa, tuple(attempts), outcome)
+        attempts.append(outcome)
+    return PolicyFetch(host, url, a, aaaa, tuple(attempts), None)
+
+
+async def fetch_from(
+    address: str, host: str, port: int, context: ssl.SSLContext, timeout: float
+) -> PolicyResponse | FetchAttempt:
+    """GET the policy from one address, as `host`; a response, or how the attempt failed."""
+    events: list[str] = []
+
+    async def trace(event: str, _info: dict[str, Any]) -> None:
+        events.append(event)  # httpcore reports connect_tcp / start_tls / ... as they happen
+
+    literal = f"[{address}]" if ":" in address else address
+    headers = {
+        "Host": host if port == 443 else f"{host}:{port}",
+        "Accept": "text/plain",
+        "Accept-Encoding": "identity",
+        "User-Agent": USER_AGENT,
+    }
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncClient(
+                verify=context,
+                follow_redirects=False,  # RFC 8461 §3.3: senders MUST NOT follow redirects
+                trust_env=False,  # no proxies or CA bundles from the environment
+                timeout=httpx.Timeout(timeout),
+            ) as client,
+            client.stream(
+                "GET",
+                f"https://{literal}:{port}{POLICY_PATH}",
+                headers=headers,
+                extensions={"sni_hostname": host, "trace": trace},
+            ) as response,
+        ):
+            body, size, oversize = b"", 0, False
+            if response.status_code == 200:
+                body, size, oversize = await _read_capped(response)
+            return PolicyResponse(
+                address=address,
+                status=response.status_code,
+                reason=response.reason_phrase,
+                content_type=response.headers.get("content-type"),
+                location=response.headers.get("location"),
+                body=body.decode("utf-8", errors="replace")
+                if response.status_code == 200 and not oversize
+                else None,
+                body_bytes=size,
+                oversize=oversize,
+            )
+    except (TimeoutError, httpx.TimeoutException):
+        return FetchAttempt(address, _step(events), f"no answer within {timeout:g} s", True, False)
+    except (httpx.HTTPError, OSError, ssl.SSLError, ValueError) as exc:
+        return _failed(address, _step(events), exc)
+
+
+async def _read_capped(response: httpx.Response) -> tuple[bytes, int, bool]:
+    """The body up to MAX_POLICY_BYTES; stops reading one chunk past the cap."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_POLICY_BYTES:
+            return bytes(body[:MAX_POLICY_BYTES]), len(body), True
+    return bytes(body), len(body), False
+
+
+def _step(events: list[str]) -> FetchStep:
+    """The step a failed attempt stopped in, from httpcore's trace events."""
+    if "connection.connect_tcp.complete" not in events:
+        return FetchStep.CONNECT
+    if "connection.start_tls.complete" not in events:
+        return FetchStep.TLS
+    return FetchStep.HTTP
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _failed(address: str, step: FetchStep, exc: BaseException) -> FetchAttempt:
+    chain = _causes(exc)
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = (cause.verify_message or str(cause)).rstrip(".")
+            return FetchAttempt(address, FetchStep.TLS, detail, False, True)
+    for cause in chain:
+        if isinstance(cause, ssl.SSLError):
+            return FetchAttempt(address, FetchStep.TLS, cause.reason or str(cause), False, False)
+    for cause in chain:
+        if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+            detail = os.strerror(cause.errno) if cause.errno else str(cause.strerror)
+            return FetchAttempt(address, step, detail, False, False)
+    detail = next((str(c) for c in reversed(chain) if str(c)), type(exc).__name__)
+    return FetchAttempt(address, step, detail, False, False)

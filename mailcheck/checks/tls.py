@@ -1,0 +1,148 @@
+"""The `tls` check: STARTTLS, certificates, DANE and MTA-STS of every MX host, and what a
+Postfix sender at each TLS level will do with them.
+
+The gatherer asks the DNS layer (MX, TLSA with their DNSSEC state, MTA-STS/TLS-RPT TXT) and
+probes each MX address over SMTP (mailcheck.checks.tls_probe), all concurrently, one
+connection per address at a time. Judging is pure and lives in the modules it calls:
+tls_session (the SMTP dialogue), tls_cert (PKIX), dane (TLSA matching), tls_dns (TLSA
+lookups), mta_sts (the policy), tls_sender (Postfix's outcome per level); tls_report puts
+their verdicts together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from mailcheck.checks.base import CheckContext
+from mailcheck.checks.mta_sts_fetch import gather_mta_sts
+from mailcheck.checks.mta_sts_observation import MtaStsObservation
+from mailcheck.checks.mx import observe_mx
+from mailcheck.checks.tls_cert import load_roots
+from mailcheck.checks.tls_dns import TlsaLookup, lookup_tlsa
+from mailcheck.checks.tls_probe import ProbeTimeouts, SmtpProbe, probe_smtp
+from mailcheck.checks.tls_report import HostAddress, TlsObservation, evaluate_tls
+from mailcheck.checks.tls_settings import TlsSettings
+from mailcheck.dns import DnsAnswer, DnsClient
+from mailcheck.model import CheckResult
+from mailcheck.targets import is_ip
+
+
+@dataclass(frozen=True)
+class _Host:
+    host: str
+    addresses: tuple[str, ...]
+    lookups: tuple[DnsAnswer, ...]
+
+
+class TlsCheck:
+    """STARTTLS, certificates, DANE, MTA-STS and TLS-RPT of every MX host."""
+
+    name = "tls"
+    description = "STARTTLS, certificates, DANE and MTA-STS of every MX host"
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        """Gather, then judge with evaluate_tls."""
+        return evaluate_tls(await gather_tls(ctx))
+
+
+@functools.lru_cache(maxsize=4)
+def trusted_roots(ca_file: Path | None) -> tuple[x509.Certificate, ...]:
+    """The roots PKIX judgement trusts; read once per process (a file does not change mid-run).
+
+    Raises ValueError for an unusable --ca-file (the CLI checks it before the run).
+    """
+    return load_roots(ca_file)
+
+
+async def gather_tls(ctx: CheckContext) -> TlsObservation:
+    """Everything the tls check looks at, gathered concurrently."""
+    settings = ctx.tls
+    mx = await observe_mx(ctx)
+    if mx is not None:
+        hosts = [
+            _Host(h.host.rstrip("."), h.addresses, tuple(a for a in (h.a, h.aaaa) if a))
+            for h in mx.hosts
+            if h.host not in ("", ".")
+        ]
+        mx_answer: DnsAnswer | None = mx.mx
+    else:
+        # Named hosts or addresses (`mailcheck tls HOST`); a domain's --ip addresses are
+        # sending addresses for the other checks, not servers to probe.
+        hosts = list(await asyncio.gather(*(_resolve(ctx.dns, h) for h in ctx.hosts)))
+        hosts += [_Host(ip, (ip,), ()) for ip in ctx.ips]
+        mx_answer = None
+    prober = _Prober(settings)
+    tlsa_tasks = [_tlsa(ctx.dns, h.host, settings.port) for h in hosts]
+    probe_tasks = [prober.probe(h.host, ip) for h in hosts for ip in h.addresses if settings.smtp]
+    sts_task = _mta_sts(ctx, settings) if ctx.domain is not None and mx is not None else _nothing()
+    tlsa, probes, sts = await asyncio.gather(
+        asyncio.gather(*tlsa_tasks), asyncio.gather(*probe_tasks), sts_task
+    )
+    by_address = {(p.host, p.ip): p for p in probes}
+    addresses = tuple(
+        HostAddress(h.host, ip, by_address.get((h.host, ip))) for h in hosts for ip in h.addresses
+    )
+    roots = trusted_roots(settings.ca_file)
+    return TlsObservation(
+        domain=ctx.domain,
+        settings=settings,
+        mx=mx_answer,
+        hosts=tuple(h.host for h in hosts),
+        host_lookups={h.host: h.lookups for h in hosts},
+        tlsa={lu.host: lu for lu in tlsa if lu is not None},
+        addresses=addresses,
+        mta_sts=sts,
+        roots=roots,
+    )
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _resolve(dns: DnsClient, host: str) -> _Host:
+    if is_ip(host):
+        return _Host(host, (host,), ())
+    a, aaaa = await asyncio.gather(dns.query(host, "A"), dns.query(host, "AAAA"))
+    return _Host(host.rstrip("."), (*a.addresses(), *aaaa.addresses()), (a, aaaa))
+
+
+async def _tlsa(dns: DnsClient, host: str, port: int) -> TlsaLookup | None:
+    if is_ip(host):
+        return None  # DANE needs a name: no TLSA owner for an address literal
+    return await lookup_tlsa(dns, host, port)
+
+
+async def _mta_sts(ctx: CheckContext, settings: TlsSettings) -> MtaStsObservation | None:
+    assert ctx.domain is not None
+    return await gather_mta_sts(
+        ctx.dns,
+        ctx.domain,
+        port=settings.mta_sts_port,
+        roots=settings.ca_file,
+        timeout=settings.step_timeout,
+    )
+
+
+class _Prober:
+    """Probes addresses, one connection per address at a time (several MX names may share one)."""
+
+    def __init__(self, settings: TlsSettings) -> None:
+        self.settings = settings
+        step = settings.step_timeout
+        self.timeouts = ProbeTimeouts(
+            connect=step, greeting=step, command=step, handshake=step, quit=min(step, 5.0)
+        )
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    async def probe(self, host: str, ip: str) -> SmtpProbe:
+        lock = self.locks.setdefault(ip, asyncio.Lock())
+        async with lock:
+            return await probe_smtp(
+                host, ip, self.settings.port, helo=self.settings.ehlo, timeouts=self.timeouts
+            )

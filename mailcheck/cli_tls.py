@@ -1,0 +1,150 @@
+"""The options of `mailcheck tls` and `mailcheck domain` that shape the tls check, and the
+parsing of `mailcheck tls` targets (DOMAIN, HOST:PORT, [HOST]:PORT, IP, [V6]:PORT)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailcheck.checks.tls import trusted_roots
+from mailcheck.checks.tls_sender import Level
+from mailcheck.checks.tls_settings import DEFAULT_STEP_TIMEOUT, TlsSettings
+from mailcheck.targets import is_ip, parse_domain, parse_ip
+
+NoSmtpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-smtp",
+        envvar="MAILCHECK_NO_SMTP",
+        help="Do not connect to MX hosts (DNS-only: TLSA, MTA-STS records still checked).",
+    ),
+]
+SmtpPortOpt = Annotated[
+    int,
+    typer.Option("--smtp-port", metavar="PORT", min=1, max=65535, help="SMTP port to probe."),
+]
+CaFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        metavar="FILE",
+        help="Trusted root certificates (PEM) instead of the system store.",
+        show_default=False,
+    ),
+]
+SenderLevelOpt = Annotated[
+    list[Level] | None,
+    typer.Option(
+        "--sender-level",
+        metavar="LEVEL",
+        help="Error when a Postfix sender at this smtp_tls_security_level (may, encrypt, "
+        "dane, dane-only, verify, secure) defers; repeatable.",
+        show_default=False,
+    ),
+]
+EhloOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ehlo",
+        metavar="NAME",
+        help="Name to send with EHLO (default: this host's name).",
+        show_default=False,
+    ),
+]
+SmtpTimeoutOpt = Annotated[
+    float,
+    typer.Option("--smtp-timeout", metavar="SECONDS", min=0.1, help="Seconds for each SMTP step."),
+]
+TranscriptOpt = Annotated[bool, typer.Option("--transcript", help="Show each SMTP conversation.")]
+MtaStsPortOpt = Annotated[
+    int,
+    typer.Option(
+        "--mta-sts-port",
+        metavar="PORT",
+        min=1,
+        max=65535,
+        help="HTTPS port of the MTA-STS policy host (only labs use another than 443).",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class TlsTarget:
+    """What `mailcheck tls` was asked to look at."""
+
+    label: str
+    """The target as the report names it."""
+    domain: str | None = None
+    """A mail domain: its MX hosts are probed (and MTA-STS checked)."""
+    host: str | None = None
+    """One host name, without MX lookup."""
+    ip: str | None = None
+    """One address."""
+    port: int | None = None
+    """A port given with the target; overrides --smtp-port."""
+
+
+_BRACKETED = re.compile(r"^\[(?P<host>[^\]]+)\](?::(?P<port>\d+))?$")
+
+
+def parse_tls_target(text: str) -> TlsTarget:
+    """Parse DOMAIN, HOST:PORT, [HOST] or [HOST]:PORT (Postfix's "no MX lookup"), IP, [V6]:PORT.
+
+    Raises ValueError with a one-line message.
+    """
+    text = text.strip()
+    port: int | None = None
+    bracketed = _BRACKETED.match(text)
+    if bracketed:
+        name, port_text = bracketed.group("host"), bracketed.group("port")
+        port = _port(port_text) if port_text else None
+    elif text.count(":") == 1:
+        name, port_text = text.split(":")
+        port = _port(port_text)
+    else:
+        name = text
+    if is_ip(name):
+        ip = parse_ip(name)
+        return TlsTarget(ip, ip=ip, port=port)
+    host = parse_domain(name)
+    if bracketed or port is not None:
+        return TlsTarget(host, host=host, port=port)
+    return TlsTarget(host, domain=host)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"invalid port {text!r}")
+    return int(text)
+
+
+def tls_settings(
+    *,
+    no_smtp: bool = False,
+    port: int = 25,
+    ca_file: Path | None = None,
+    sender_levels: list[Level] | None = None,
+    ehlo: str | None = None,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    transcript: bool = False,
+    mta_sts_port: int = 443,
+) -> TlsSettings:
+    """Build and validate the settings; raises ValueError (a bad --ca-file, --ehlo)."""
+    if ca_file is not None:
+        trusted_roots(ca_file)  # read now: a bad file is a usage error, not a finding
+    if ehlo is not None:
+        ehlo = parse_domain(ehlo) if not is_ip(ehlo) else f"[{parse_ip(ehlo)}]"
+    return TlsSettings(
+        smtp=not no_smtp,
+        port=port,
+        ehlo_name=ehlo or "",
+        ca_file=ca_file,
+        step_timeout=step_timeout,
+        sender_levels=tuple(dict.fromkeys(sender_levels or ())),
+        transcript=transcript,
+        mta_sts_port=mta_sts_port,
+    )

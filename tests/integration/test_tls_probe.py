@@ -1,0 +1,287 @@
+"""The STARTTLS probe against every scripted server of tests/lab/tls_smtpd.py, over loopback.
+
+Each scenario is probed for real (TCP, SMTP, TLS with the lab PKI), and the findings of
+tls_session are asserted by code, together with the facts the probe recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mailcheck.checks.tls_probe import HandshakeError, ProbeTimeouts, SmtpProbe, Step, probe_smtp
+from mailcheck.checks.tls_session import probe_json, session_findings, starttls_cause
+from mailcheck.smtp import FailureKind, SmtpConnection, SmtpFailure
+from tests.lab.pki import LabCert, LabPki
+from tests.lab.tls_smtpd import NAME, SCENARIOS, Scenario, TlsSmtpLab
+
+HELO = "probe.mailcheck.test"
+FAST = ProbeTimeouts(connect=2.0, greeting=2.0, command=2.0, handshake=2.0, quit=1.0)
+
+BROKEN_REPLIES = {
+    "not-smtp": Scenario(greeting="SSH-2.0-OpenSSH_9.2"),
+    "long-line": Scenario(greeting="220 " + "x" * 3000),
+    "code-change": Scenario(greeting=f"220-{NAME} hello\n250 and goodbye"),
+    "too-many-lines": Scenario(greeting="\n".join(["220-spam"] * 150 + ["220 end"])),
+}
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> LabCert:
+    pki = LabPki(tmp_path_factory.mktemp("pki"))
+    return pki.issue("mx", [NAME])
+
+
+@pytest.fixture(scope="module")
+def lab(cert: LabCert) -> Iterator[TlsSmtpLab]:
+    with TlsSmtpLab({**SCENARIOS, **BROKEN_REPLIES}, cert) as running:
+        yield running
+
+
+def probe(lab: TlsSmtpLab, name: str, timeouts: ProbeTimeouts = FAST) -> SmtpProbe:
+    ip, port = lab.address(name)
+    return asyncio.run(probe_smtp(NAME, ip, port, helo=HELO, timeouts=timeouts))
+
+
+def codes(result: SmtpProbe, slow_greeting_s: float = 10.0) -> list[str]:
+    return [f.code for f in session_findings(result, slow_greeting_s=slow_greeting_s)]
+
+
+def sent(result: SmtpProbe) -> list[str]:
+    return [t.text for t in result.transcript if t.direction == "C"]
+
+
+EXPECTED = {
+    "good": ["tls.ok"],
+    "banner-554": ["tls.greeting-rejected"],
+    "att-hidden": ["tls.starttls-hidden-block"],
+    "ehlo-550": ["tls.ehlo-rejected"],
+    "no-esmtp": ["tls.no-esmtp"],
+    "masked": ["tls.starttls-masked"],
+    "not-offered": ["tls.starttls-missing"],
+    "starttls-454": ["tls.starttls-refused"],
+    "close-after-220": ["tls.handshake-failed"],
+    "plaintext-after-220": ["tls.handshake-failed"],
+    "alert-after-220": ["tls.handshake-failed"],
+    "greeting-421": ["tls.greeting-tempfail"],
+    "slow-greeting": ["tls.ok"],
+    "post-tls-554": ["tls.rejected-after-tls"],
+    "close-after-tls": ["tls.rejected-after-tls"],
+    "legacy-tls": ["tls.legacy-version"],
+    "unadvertised": ["tls.starttls-unadvertised"],
+    "injectable": ["tls.starttls-injection"],
+    "multiline-220": ["tls.ok"],
+    "strict-sync": ["tls.ok"],
+    "not-smtp": ["tls.session-broken"],
+    "long-line": ["tls.session-broken"],
+    "code-change": ["tls.session-broken"],
+    "too-many-lines": ["tls.session-broken"],
+}
+
+
+def test_every_scenario_is_covered() -> None:
+    assert set(EXPECTED) == set(SCENARIOS) | set(BROKEN_REPLIES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_scenario_findings(lab: TlsSmtpLab, name: str) -> None:
+    result = probe(lab, name)
+    assert codes(result) == EXPECTED[name]
+    assert result.connected
+    # Never a message: no RCPT, no DATA, nothing after MAIL FROM but RSET or QUIT.
+    verbs = [line.split(" ")[0].split(":")[0] for line in sent(result)]
+    assert not {"RCPT", "DATA"} & set(verbs)
+    if "MAIL" in verbs:
+        assert set(verbs[verbs.index("MAIL") + 1 :]) <= {"RSET", "QUIT"}
+    json.dumps(probe_json(result))  # always JSON-ready
+
+
+def test_good_server_full_session(lab: TlsSmtpLab, cert: LabCert) -> None:
+    result = probe(lab, "good")
+    assert result.greeting is not None and result.greeting.code == 220
+    assert result.starttls_offered and "STARTTLS" in result.keywords
+    assert result.tls is not None and result.tls.version == "TLSv1.3"
+    assert result.tls.chain_der == cert.chain_der  # leaf and intermediate, as sent
+    assert result.tls.bits == 256 and result.tls.cipher
+    assert "STARTTLS" not in result.post_tls_keywords and "PIPELINING" in result.post_tls_keywords
+    assert result.injection is False  # the RSET pipelined with STARTTLS was discarded
+    assert sent(result) == [f"EHLO {HELO}", "STARTTLS", "RSET", f"EHLO {HELO}", "QUIT"]
+    assert result.stopped is None
+    assert result.elapsed_ms < 1000  # the injection test waits for nothing
+    ms = [t.ms for t in result.transcript]
+    assert ms == sorted(ms)
+    ok = session_findings(result)[0]
+    assert ok.evidence["tls_version"] == "TLSv1.3" and ok.evidence["injection"] == "not vulnerable"
+
+
+def test_contract_json(lab: TlsSmtpLab) -> None:
+    data = probe_json(probe(lab, "att-hidden"))
+    contract = {"host", "ip", "port", "connected", "banner", "ehlo", "starttls_offered"}
+    assert contract | {"tls_version", "cipher", "cause", "transcript"} <= set(data)
+    assert data["cause"] == "tls.starttls-hidden-block"
+    assert data["starttls_offered"] is False and data["tls_version"] is None
+    assert data["banner"].startswith("220 ")
+    assert {"ms", "dir", "text"} == set(data["transcript"][0])
+
+
+def test_att_hidden_block_is_revealed(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "att-hidden")
+    assert result.starttls_anyway is not None and result.starttls_anyway.code == 553
+    assert result.mail_from is not None and result.mail_from.code == 553
+    finding = session_findings(result)[0]
+    assert "DNSBL" in finding.evidence["block"]
+    assert "abuse_rbl@abuse-att.net" in finding.evidence["mail_from"]
+    assert "IP block" in finding.message and finding.severity == "error"
+
+
+def test_greeting_554_quits_without_ehlo(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "banner-554")
+    assert sent(result) == ["QUIT"]
+    finding = session_findings(result)[0]
+    assert "spamhaus" in finding.evidence["block"] and "dnsbl check" in finding.remedy
+
+
+def test_ehlo_rejected_falls_back_to_helo(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "ehlo-550")
+    assert result.ehlo is not None and result.ehlo.code == 550
+    assert result.helo is not None and result.helo.code == 250
+    assert sent(result)[:4] == [f"EHLO {HELO}", f"HELO {HELO}", "STARTTLS", "MAIL FROM:<>"]
+    finding = session_findings(result)[0]
+    assert "TLS is required, but was not offered" in finding.message
+    assert finding.evidence["block"] == "listed, bl."
+
+
+def test_masked_starttls(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "masked")
+    assert result.masked_keywords == ("XXXXXXXA",) and result.masked_banner
+    assert not result.starttls_offered
+
+
+def test_starttls_refused_keeps_in_step(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "starttls-454")
+    assert result.starttls is not None and result.starttls.code == 454
+    received = [t.text for t in result.transcript if t.direction == "S"]
+    assert received[-2:] == ["250 2.0.0 Ok", "221 2.0.0 Bye"]  # RSET's reply, then QUIT's
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("close-after-220", HandshakeError.CLOSED),
+        ("plaintext-after-220", HandshakeError.PLAINTEXT),
+        ("alert-after-220", HandshakeError.ALERT),
+    ],
+)
+def test_handshake_failure_kinds(lab: TlsSmtpLab, name: str, kind: HandshakeError) -> None:
+    result = probe(lab, name)
+    assert result.tls is not None and not result.tls.ok and result.tls.error_kind is kind
+    assert result.stopped is not None and result.stopped.step is Step.HANDSHAKE
+    assert session_findings(result)[0].evidence["failure"] == kind.value
+
+
+def test_greeting_421_is_inconclusive(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "greeting-421")
+    assert sent(result) == []  # RFC 5321 §3.8: nothing after a 421
+    finding = session_findings(result)[0]
+    assert finding.indeterminate and starttls_cause(result) == "tls.greeting-tempfail"
+
+
+def test_slow_greeting_is_measured(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "slow-greeting")
+    assert result.greeting_ms is not None and result.greeting_ms >= 450
+    assert codes(result, slow_greeting_s=0.3) == ["tls.slow-greeting", "tls.ok"]
+
+
+def test_greeting_timeout(lab: TlsSmtpLab) -> None:
+    started = time.monotonic()
+    result = probe(lab, "slow-greeting", ProbeTimeouts(greeting=0.2))
+    assert time.monotonic() - started < 0.45  # bounded by the step's timeout
+    assert result.stopped is not None and result.stopped.step is Step.GREETING
+    assert result.stopped.failure.kind is FailureKind.TIMEOUT
+    finding = session_findings(result)[0]
+    assert finding.code == "tls.greeting-timeout" and finding.indeterminate
+
+
+def test_rejected_after_tls(lab: TlsSmtpLab) -> None:
+    rejected = probe(lab, "post-tls-554")
+    assert rejected.post_tls_ehlo is not None and rejected.post_tls_ehlo.code == 554
+    dropped = probe(lab, "close-after-tls")
+    assert dropped.post_tls_error is not None and dropped.post_tls_error.kind is FailureKind.CLOSED
+    assert dropped.stopped is not None and dropped.stopped.step is Step.POST_TLS_EHLO
+    assert starttls_cause(dropped) == "tls.rejected-after-tls"
+
+
+def test_legacy_tls_only(lab: TlsSmtpLab) -> None:
+    # OpenSSL 3 still speaks TLS 1.0/1.1 at security level 0, on both sides.
+    result = probe(lab, "legacy-tls")
+    assert result.tls is not None and result.tls.version == "TLSv1.1"
+    assert starttls_cause(result) is None  # opportunistic senders still get TLS
+
+
+def test_unadvertised_starttls_works(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "unadvertised")
+    assert not result.starttls_offered and result.tls is not None and result.tls.ok
+    assert result.injection is None  # only tested when STARTTLS is advertised
+    assert result.mail_from is None  # TLS worked: no MAIL FROM needed
+
+
+def test_injection_is_detected(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "injectable")
+    assert result.injection is True
+    assert result.injection_reply is not None and result.injection_reply.text == "250 2.0.0 Ok"
+    assert result.post_tls_ehlo is not None and "PIPELINING" in result.post_tls_keywords
+    assert ("injectable", "RSET") in lab.received  # the server executed it
+
+
+def test_multiline_220_to_starttls(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "multiline-220")
+    assert result.starttls is not None and len(result.starttls.lines) == 2
+    assert result.tls is not None and result.tls.ok
+
+
+def test_pipelining_refusal_probes_again(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "strict-sync")
+    assert result.pipelining_refused is not None and result.pipelining_refused.code == 554
+    assert result.injection is None and result.tls is not None and result.tls.ok
+    assert "RSET" not in sent(result)
+    assert any("probed again" in t.text for t in result.transcript)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("not-smtp", "not an SMTP reply"),
+        ("long-line", "longer than 2048"),
+        ("code-change", "code changed"),
+        ("too-many-lines", "longer than 100 lines"),
+    ],
+)
+def test_malformed_replies_are_data(lab: TlsSmtpLab, name: str, words: str) -> None:
+    result = probe(lab, name)
+    assert result.stopped is not None and result.stopped.failure.kind is FailureKind.MALFORMED
+    assert words in result.stopped.failure.detail
+    assert not session_findings(result)[0].indeterminate
+
+
+def test_refused_connection() -> None:
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.109", 0))  # bound, not listening: connections are refused
+        port = reserved.getsockname()[1]
+        result = asyncio.run(probe_smtp(NAME, "127.0.0.109", port, helo=HELO, timeouts=FAST))
+    assert not result.connected and result.connect_error is not None
+    assert result.connect_error.kind is FailureKind.REFUSED
+    assert "ECONNREFUSED" in result.connect_error.detail
+    finding = session_findings(result)[0]
+    assert finding.code == "tls.unreachable" and finding.indeterminate
+    assert "port 25" in finding.message
+
+
+def test_a_name_is_never_resolved() -> None:
+    # The network guard fails the test if anything asks the OS resolver.
+    opened = asyncio.run(SmtpConnection.open("mx.tls.test", 25, 1.0))
+    assert isinstance(opened, SmtpFailure) and opened.kind is FailureKind.ERROR

@@ -1,0 +1,308 @@
+"""Certificate judgement (PKIX) of served chains made by the lab PKI: each cause told apart."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from mailcheck.checks.tls_cert import (
+    ChainVerdict,
+    cert_findings,
+    judge_chain,
+    load_roots,
+    name_matches,
+    parse_chain,
+)
+from mailcheck.model import Finding, Severity
+from tests.lab.pki import LabCert, LabPki
+
+HOST = "mx1.tls.test"
+NOW = datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Lab:
+    pki: LabPki
+    roots: tuple[x509.Certificate, ...]
+    certs: dict[str, LabCert]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    pki = LabPki(tmp_path_factory.mktemp("pki"))
+    long_ago = NOW - timedelta(days=400)
+    certs = {
+        "good": pki.issue("good", [HOST, "mail.tls.test"]),
+        "expired": pki.issue(
+            "expired", [HOST], not_before=long_ago, not_after=long_ago + timedelta(days=100)
+        ),
+        "wrongname": pki.issue("wrongname", ["wrong.example.net"]),
+        "selfsigned": pki.issue("selfsigned", [HOST], issuer="self"),
+        "leafonly": pki.issue("leafonly", [HOST], with_chain=False),
+        "byroot": pki.issue("byroot", [HOST], issuer="root"),
+        "rsa1024": pki.issue("rsa1024", [HOST], key_type="rsa1024"),
+        "rsa2048": pki.issue("rsa2048", [HOST], key_type="rsa2048"),
+        "wildcard": pki.issue("wildcard", ["*.tls.test"]),
+        "sha1": pki.issue("sha1", [HOST], issuer="self", key_type="rsa2048", signature_hash="sha1"),
+        "cnonly": pki.issue("cnonly", []),
+        "expiring": pki.issue("expiring", [HOST], not_after=NOW + timedelta(days=5, hours=1)),
+        "notyet": pki.issue("notyet", [HOST], not_before=NOW + timedelta(days=2)),
+    }
+    return Lab(pki, load_roots(pki.ca_file), certs)
+
+
+def judge(lab: Lab, name: str, host: str = HOST) -> ChainVerdict:
+    return judge_chain(lab.certs[name].chain_der, host, now=NOW, roots=lab.roots)
+
+
+def codes(findings: tuple[Finding, ...]) -> list[str]:
+    return [f.code for f in findings]
+
+
+def findings(verdict: ChainVerdict, *, pkix: bool = False, ee: bool = False) -> tuple[Finding, ...]:
+    return cert_findings(HOST, "127.0.0.1", verdict, pkix_required=pkix, dane_ee_ok=ee)
+
+
+def test_good_chain_passes_everything(lab: Lab) -> None:
+    v = judge(lab, "good")
+    assert (v.pkix_valid, v.chain_trusted, v.name_matches) == (True, True, True)
+    assert not (v.self_signed or v.missing_intermediate or v.expired or v.weak_keys or v.sha1)
+    assert v.days_left in (88, 89)  # 90 days from a day ago, read at some time of day
+    assert len(v.path) == 3 and "Root CA" in v.path[-1]
+    assert findings(v) == ()
+
+
+def test_second_san_matches_too(lab: Lab) -> None:
+    assert judge(lab, "good", "MAIL.tls.test.").pkix_valid
+
+
+def test_expired_is_trusted_but_expired(lab: Lab) -> None:
+    v = judge(lab, "expired")
+    assert not v.pkix_valid and v.chain_trusted and v.name_matches
+    assert v.expired == (0,) and v.days_left is not None and v.days_left < -299
+    found = findings(v)
+    assert codes(found) == ["tls.cert-expired"]
+    assert "days ago" in found[0].message and found[0].severity is Severity.WARNING
+
+
+def test_wrong_name_is_a_name_mismatch_only(lab: Lab) -> None:
+    v = judge(lab, "wrongname")
+    assert v.chain_trusted and not v.name_matches and not v.pkix_valid
+    found = findings(v)
+    assert codes(found) == ["tls.cert-name-mismatch"]
+    assert "wrong.example.net" in found[0].message and HOST in found[0].message
+
+
+def test_self_signed(lab: Lab) -> None:
+    v = judge(lab, "selfsigned")
+    assert v.self_signed and not v.chain_trusted and not v.missing_intermediate
+    found = findings(v)
+    assert codes(found) == ["tls.cert-self-signed"]
+    # The remedy offers the DANE-EE alternative with the server's actual key.
+    assert f"3 1 1 {lab.certs['selfsigned'].spki_sha256}" in found[0].remedy
+
+
+def test_leaf_only_chain_names_the_missing_intermediate(lab: Lab) -> None:
+    v = judge(lab, "leafonly")
+    assert not v.chain_trusted and v.missing_intermediate
+    assert "Mailcheck Lab Intermediate CA" in v.missing_issuer
+    found = findings(v)
+    assert codes(found) == ["tls.cert-missing-intermediate"]
+    assert found[0].evidence["missing_issuer"] == v.missing_issuer
+
+
+def test_leaf_issued_by_the_root_needs_no_intermediate(lab: Lab) -> None:
+    v = judge(lab, "byroot")
+    assert v.pkix_valid and not v.missing_intermediate
+
+
+def test_chain_to_an_unknown_root_is_untrusted_not_missing_intermediate(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # Another lab root of the same name: the verifier finds it and says the signature is wrong.
+    other = LabPki(tmp_path)
+    v = judge_chain(lab.certs["good"].chain_der, HOST, now=NOW, roots=load_roots(other.ca_file))
+    assert not v.chain_trusted and not v.missing_intermediate and not v.self_signed
+    found = findings(v)
+    assert codes(found) == ["tls.cert-untrusted"]
+    assert "signature does not match" in found[0].message
+    # The system store knows no such root at all.
+    v = judge_chain(lab.certs["good"].chain_der, HOST, now=NOW, roots=load_roots(None))
+    assert not v.chain_trusted and not v.missing_intermediate
+    found = findings(v)
+    assert codes(found) == ["tls.cert-untrusted"]
+    assert "no chain to a trusted root" in found[0].message
+
+
+def test_weak_rsa_key(lab: Lab) -> None:
+    v = judge(lab, "rsa1024")
+    assert v.weak_keys == (0,)
+    found = findings(v)
+    assert codes(found) == ["tls.cert-weak-key"]
+    assert "RSA 1024" in found[0].message
+    assert judge(lab, "rsa2048").weak_keys == ()
+
+
+def test_sha1_signature(lab: Lab) -> None:
+    v = judge(lab, "sha1")
+    assert v.sha1 == (0,)
+    assert v.leaf is not None and v.leaf.signature_hash == "sha1"
+    assert codes(findings(v)) == ["tls.cert-self-signed", "tls.cert-sha1"]
+
+
+def test_wildcard_covers_exactly_one_label(lab: Lab) -> None:
+    assert judge(lab, "wildcard", "a.tls.test").pkix_valid
+    deep = judge(lab, "wildcard", "a.b.tls.test")
+    assert not deep.name_matches and deep.chain_trusted
+    assert codes(findings(deep)) == ["tls.cert-name-mismatch"]
+    assert not judge(lab, "wildcard", "tls.test").name_matches
+
+
+@pytest.mark.parametrize(
+    ("sans", "cns", "host", "expected"),
+    [
+        (["*.tls.test"], [], "a.tls.test", True),
+        (["*.tls.test"], [], "a.b.tls.test", False),
+        (["*.tls.test"], [], "tls.test", False),
+        (["*.test"], [], "a.test", False),  # no wildcard right under a TLD
+        (["a*.tls.test"], [], "ab.tls.test", False),  # partial wildcards are not honoured
+        (["MX1.TLS.TEST."], [], "mx1.tls.test", True),
+        (["other.tls.test"], ["mx1.tls.test"], "mx1.tls.test", False),  # CN ignored with SAN
+        ([], ["mx1.tls.test"], "mx1.tls.test", True),  # CN counts without SAN
+        ([], [], "mx1.tls.test", False),
+    ],
+)
+def test_name_matching_rules(
+    lab: Lab, sans: list[str], cns: list[str], host: str, expected: bool
+) -> None:
+    leaf = parse_chain([lab.certs["good"].der]).leaf
+    assert leaf is not None
+    assert name_matches(replace(leaf, sans=tuple(sans), common_names=tuple(cns)), host) is expected
+
+
+def test_cn_only_certificate_is_named_but_fails_the_strict_check(lab: Lab) -> None:
+    v = judge(lab, "cnonly", "cnonly")
+    assert v.chain_trusted and v.name_matches and not v.pkix_valid
+    found = findings(v)
+    assert codes(found) == ["tls.cert-untrusted"]
+    assert "subjectAltName" in found[0].message
+
+
+def test_expiring_is_always_a_warning(lab: Lab) -> None:
+    v = judge(lab, "expiring")
+    assert v.pkix_valid and v.days_left == 5
+    found = findings(v, pkix=True)
+    assert codes(found) == ["tls.cert-expiring"]
+    assert found[0].severity is Severity.WARNING
+
+
+def test_not_yet_valid(lab: Lab) -> None:
+    v = judge(lab, "notyet")
+    assert v.not_yet_valid == (0,) and not v.expired
+    assert codes(findings(v)) == ["tls.cert-not-yet-valid"]
+
+
+def test_severity_follows_the_mta_sts_requirement(lab: Lab) -> None:
+    v = judge(lab, "selfsigned")
+    (opportunistic,) = findings(v)
+    (required,) = findings(v, pkix=True)
+    (with_dane,) = findings(v, ee=True)
+    assert opportunistic.severity is Severity.WARNING and required.severity is Severity.ERROR
+    assert "DANE-EE senders do not look" in opportunistic.message
+    assert "verify'/'secure'" in opportunistic.message and "MTA-STS" in opportunistic.message
+    assert "enforce" in required.message
+    assert "DANE senders still deliver" in with_dane.message
+    for f in (opportunistic, required, with_dane):
+        assert f.check == "tls" and f.remedy and f.rfc
+        assert f.evidence["host"] == HOST and f.evidence["ip"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        [b"garbage"],
+        [b""],
+        [b"\x30\x82\x01\x00" + b"\x00" * 10],  # a DER header promising more than there is
+    ],
+)
+def test_undecodable_leaf_is_data(lab: Lab, chain: list[bytes]) -> None:
+    v = judge_chain(chain, HOST, now=NOW, roots=lab.roots)
+    assert v.leaf is None and not v.pkix_valid and v.days_left is None
+    assert v.chain.problems and "depth 0" in v.chain.problems[0]
+    found = findings(v, pkix=True)
+    assert codes(found) == ["tls.cert-malformed"] and found[0].severity is Severity.ERROR
+    json.dumps(v.to_json())
+
+
+def test_truncated_leaf_is_data(lab: Lab) -> None:
+    der = lab.certs["good"].der
+    v = judge_chain([der[: len(der) // 2]], HOST, now=NOW, roots=lab.roots)
+    assert codes(findings(v)) == ["tls.cert-malformed"]
+
+
+def test_no_certificate_at_all(lab: Lab) -> None:
+    v = judge_chain([], HOST, now=NOW, roots=lab.roots)
+    found = findings(v)
+    assert codes(found) == ["tls.cert-malformed"]
+    assert "sent no certificate" in found[0].message
+
+
+def test_garbage_instead_of_the_intermediate(lab: Lab) -> None:
+    v = judge_chain([lab.certs["good"].der, b"junk"], HOST, now=NOW, roots=lab.roots)
+    assert v.leaf is not None and v.chain.certs[1] is None
+    assert codes(findings(v)) == ["tls.cert-malformed", "tls.cert-missing-intermediate"]
+
+
+def test_naive_time_is_utc(lab: Lab) -> None:
+    naive = NOW.replace(tzinfo=None)
+    assert judge_chain(lab.certs["good"].chain_der, HOST, now=naive, roots=lab.roots).pkix_valid
+
+
+def test_json_shape(lab: Lab) -> None:
+    out = judge(lab, "good").to_json()
+    json.dumps(out)
+    for key in ("subject", "issuer", "sans", "not_after", "days_left", "chain_trusted"):
+        assert key in out
+    assert out["name_matches"] is True and out["sans"] == [HOST, "mail.tls.test"]
+    assert [c["depth"] for c in out["chain"]] == [0, 1]
+    assert out["chain"][0]["spki_sha256"] == lab.certs["good"].spki_sha256
+    assert out["not_after"].endswith("Z")
+
+
+def test_load_roots_from_file_and_bundle(lab: Lab, tmp_path: Path) -> None:
+    assert [r.subject for r in lab.roots] == [
+        x509.load_der_x509_certificate(lab.pki.root.der).subject
+    ]
+    bundle = tmp_path / "bundle.pem"
+    broken = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+    bundle.write_bytes(broken + lab.pki.ca_file.read_bytes())
+    assert len(load_roots(bundle)) == 1  # a bad entry does not hide the good one
+    der = tmp_path / "root.der"
+    der.write_bytes(lab.pki.root.der)
+    assert len(load_roots(der)) == 1
+
+
+def test_load_roots_errors_are_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"hello")
+    for path, text in (
+        (tmp_path / "missing.pem", "cannot read CA file"),
+        (tmp_path, "cannot read CA file"),
+        (empty, "holds no readable certificate"),
+        (garbage, "holds no readable certificate"),
+    ):
+        with pytest.raises(ValueError, match=text) as info:
+            load_roots(path)
+        assert "\n" not in str(info.value)
+
+
+def test_system_store_loads() -> None:
+    roots = load_roots(None)
+    assert len(roots) > 10

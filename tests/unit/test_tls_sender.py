@@ -1,0 +1,117 @@
+"""What a Postfix sender at each TLS level does: pure predictions from server facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailcheck.checks.tls_sender import Dane, Level, Outcome, SenderFacts, Session, predict
+
+GOOD = SenderFacts(
+    "mx.example.com",
+    "192.0.2.1",
+    25,
+    Session.TLS,
+    pkix_trusted=True,
+    mx_name_matches=True,
+    nexthop_name_matches=True,
+    dane=Dane.MATCH,
+)
+
+
+def outcomes(facts: SenderFacts) -> dict[str, str]:
+    return {level.value: predict(facts, level).outcome.value for level in Level}
+
+
+def test_a_good_server_gets_mail_at_every_level() -> None:
+    assert set(outcomes(GOOD).values()) == {"deliver"}
+    assert predict(GOOD, Level.DANE).says == "Verified TLS connection established"
+
+
+def test_missing_starttls_is_the_famous_bounce_for_every_mandatory_level() -> None:
+    facts = SenderFacts("mx.example.com", "192.0.2.1", 25, Session.NO_STARTTLS, dane=Dane.NONE)
+    assert outcomes(facts) == {
+        "may": "plaintext",
+        "encrypt": "defer",
+        "dane": "plaintext",
+        "dane-only": "defer",
+        "verify": "defer",
+        "secure": "defer",
+    }
+    said = predict(facts, Level.ENCRYPT)
+    assert said.says == "TLS is required, but was not offered by host mx.example.com[192.0.2.1]"
+    assert said.dsn == "4.7.4"
+
+
+def test_published_tlsa_without_starttls_defers_even_opportunistic_dane() -> None:
+    facts = SenderFacts("mx.example.com", "192.0.2.1", 25, Session.NO_STARTTLS, dane=Dane.MATCH)
+    assert predict(facts, Level.DANE).outcome is Outcome.DEFER
+
+
+def test_refused_starttls_quotes_the_reply() -> None:
+    facts = SenderFacts("mx", "192.0.2.1", 25, Session.REFUSED, reply="454 4.7.0 TLS not available")
+    said = predict(facts, Level.ENCRYPT)
+    assert said.says.endswith("refused to start TLS: 454 4.7.0 TLS not available")
+    assert predict(facts, Level.MAY).outcome is Outcome.PLAINTEXT
+
+
+@pytest.mark.parametrize(
+    ("dane", "dane_outcome", "dane_only_outcome", "text"),
+    [
+        (Dane.LOOKUP_ERROR, "defer", "defer", "TLSA lookup error for mx.example.com:25"),
+        (Dane.UNUSABLE, "deliver", "defer", "TLSA records unusable"),
+        (Dane.MISMATCH, "defer", "defer", "Server certificate not verified"),
+        (Dane.INSECURE, "deliver", "defer", ""),
+    ],
+)
+def test_dane_states(dane: Dane, dane_outcome: str, dane_only_outcome: str, text: str) -> None:
+    facts = SenderFacts("mx.example.com", "192.0.2.1", 25, Session.TLS, dane=dane)
+    assert predict(facts, Level.DANE).outcome.value == dane_outcome
+    only = predict(facts, Level.DANE_ONLY)
+    assert only.outcome.value == dane_only_outcome
+    assert text in only.says
+
+
+def test_legacy_tls_works_opportunistically_but_not_for_authenticating_senders() -> None:
+    facts = SenderFacts(
+        "mx",
+        "192.0.2.1",
+        25,
+        Session.TLS,
+        legacy_tls=True,
+        pkix_trusted=True,
+        mx_name_matches=True,
+        nexthop_name_matches=True,
+        dane=Dane.MATCH,
+    )
+    assert outcomes(facts) == {
+        "may": "deliver",
+        "encrypt": "deliver",
+        "dane": "defer",
+        "dane-only": "defer",
+        "verify": "defer",
+        "secure": "defer",
+    }
+
+
+def test_verify_checks_the_mx_name_and_secure_the_domain() -> None:
+    facts = SenderFacts(
+        "mx",
+        "192.0.2.1",
+        25,
+        Session.TLS,
+        pkix_trusted=True,
+        mx_name_matches=True,
+        nexthop_name_matches=False,
+    )
+    assert predict(facts, Level.VERIFY).outcome is Outcome.DELIVER
+    assert predict(facts, Level.SECURE).says == "Server certificate not verified"
+    untrusted = SenderFacts("mx", "192.0.2.1", 25, Session.TLS, mx_name_matches=True)
+    assert predict(untrusted, Level.VERIFY).says == "Server certificate not trusted"
+
+
+def test_a_rejecting_greeting_defers_everyone_and_an_unprobed_host_is_unknown() -> None:
+    rejected = SenderFacts("mx", "192.0.2.1", 25, Session.REJECTED, reply="554 5.7.1 blocked")
+    assert set(outcomes(rejected).values()) == {"defer"}
+    assert "refused to talk to me: 554 5.7.1 blocked" in predict(rejected, Level.MAY).says
+    unknown = SenderFacts("mx", "192.0.2.1", 25, Session.UNKNOWN)
+    assert set(outcomes(unknown).values()) == {"unknown"}

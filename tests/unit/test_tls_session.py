@@ -1,0 +1,344 @@
+"""session_findings on plain SmtpProbe data: every class of B2/B3, the cause, the evidence."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from mailcheck.checks.tls_probe import (
+    HandshakeError,
+    SmtpProbe,
+    Step,
+    Stopped,
+    TlsResult,
+)
+from mailcheck.checks.tls_session import (
+    NO_TLS_CODES,
+    block_words,
+    probe_json,
+    session_findings,
+    starttls_cause,
+)
+from mailcheck.model import Severity, Status, status_of
+from mailcheck.smtp import FailureKind, Reply, SmtpFailure
+
+ATT = "553 5.3.0 flpd575 DNSBL:RBL 521< 192.0.2.1 >_is_blocked. For assistance forward this email"
+
+
+def reply(text: str) -> Reply:
+    """`250-a\\n250 b` -> Reply(250, ("a", "b"))."""
+    lines = text.split("\n")
+    return Reply(int(lines[0][:3]), tuple(line[4:] for line in lines))
+
+
+EHLO_TLS = reply("250-mx.example Hello\n250-PIPELINING\n250-STARTTLS\n250 8BITMIME")
+EHLO_PLAIN = reply("250-mx.example Hello\n250-PIPELINING\n250 8BITMIME")
+TLS13 = TlsResult("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, (b"leaf", b"ca"), 3, None, None, "")
+BASE = SmtpProbe(
+    "mx.example",
+    "192.0.2.25",
+    25,
+    connected=True,
+    greeting=reply("220 mx.example ESMTP"),
+    greeting_ms=40,
+)
+GOOD = replace(
+    BASE,
+    ehlo=EHLO_TLS,
+    keywords=("PIPELINING", "STARTTLS", "8BITMIME"),
+    starttls_offered=True,
+    starttls=reply("220 2.0.0 Ready to start TLS"),
+    tls=TLS13,
+    post_tls_ehlo=EHLO_PLAIN,
+    post_tls_keywords=("PIPELINING", "8BITMIME"),
+    injection=False,
+)
+NOT_OFFERED = replace(BASE, ehlo=EHLO_PLAIN, keywords=("PIPELINING", "8BITMIME"))
+
+
+def failure(kind: FailureKind, detail: str = "x", ms: int = 100) -> SmtpFailure:
+    return SmtpFailure(kind, detail, ms)
+
+
+def only(probe: SmtpProbe) -> str:
+    found = session_findings(probe)
+    assert len(found) == 1, [f.code for f in found]
+    return found[0].code
+
+
+def test_all_well_is_one_info_finding() -> None:
+    (ok,) = session_findings(GOOD)
+    assert ok.code == "tls.ok" and ok.severity is Severity.INFO
+    assert "TLSv1.3" in ok.message and ok.evidence["cipher"] == "TLS_AES_256_GCM_SHA384"
+    assert ok.evidence["certificates"] == 2
+    assert starttls_cause(GOOD) is None
+
+
+def test_unreachable_is_not_a_server_fault() -> None:
+    probe = replace(
+        BASE,
+        connected=False,
+        greeting=None,
+        connect_error=failure(FailureKind.TIMEOUT, "no answer within 10 s", 10000),
+        stopped=Stopped(Step.CONNECT, failure(FailureKind.TIMEOUT)),
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.unreachable"
+    assert finding.severity is Severity.ERROR and finding.indeterminate
+    assert "port 25" in finding.message and "does not know" in finding.message
+    assert finding.evidence["error"] == "timeout"
+    assert status_of([finding]) is Status.ERROR  # "could not determine", never "fail"
+
+
+def test_greeting_554_with_blocklist_words_is_a_reputation_block() -> None:
+    probe = replace(BASE, greeting=reply("554 5.7.1 Client host blocked using zen.spamhaus.org"))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.greeting-rejected" and not finding.indeterminate
+    assert "reputation block" in finding.message and "not a TLS problem" in finding.message
+    assert "dnsbl check" in finding.remedy
+    assert finding.evidence["greeting"].startswith("554 5.7.1")
+
+
+def test_greeting_554_without_blocklist_words() -> None:
+    probe = replace(BASE, greeting=reply("554 5.3.2 Service currently unavailable"))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.greeting-rejected" and "block" not in finding.evidence
+
+
+def test_greeting_421_is_a_tempfail() -> None:
+    probe = replace(BASE, greeting=reply("421 4.7.0 Too many connections"))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.greeting-tempfail" and finding.indeterminate
+    assert finding.severity is Severity.WARNING
+
+
+def test_slow_greeting_says_how_long() -> None:
+    probe = replace(GOOD, greeting_ms=12_345)
+    found = session_findings(probe)
+    assert [f.code for f in found] == ["tls.slow-greeting", "tls.ok"]
+    assert "12.3 s" in found[0].message
+    assert [f.code for f in session_findings(replace(GOOD, greeting_ms=9_000))] == ["tls.ok"]
+
+
+def test_greeting_timeout_is_indeterminate() -> None:
+    probe = replace(
+        BASE,
+        greeting=None,
+        greeting_ms=None,
+        stopped=Stopped(Step.GREETING, failure(FailureKind.TIMEOUT, "no reply", 30_000)),
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.greeting-timeout" and finding.indeterminate
+    assert "30.0 s" in finding.message
+
+
+def test_closed_before_greeting_is_a_broken_session() -> None:
+    probe = replace(
+        BASE, greeting=None, stopped=Stopped(Step.GREETING, failure(FailureKind.CLOSED))
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.session-broken" and not finding.indeterminate
+    assert finding.evidence["step"] == "greeting" and finding.evidence["kind"] == "closed"
+
+
+def test_ehlo_timeout_is_a_broken_session_and_indeterminate() -> None:
+    probe = replace(BASE, stopped=Stopped(Step.EHLO, failure(FailureKind.TIMEOUT)))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.session-broken" and finding.indeterminate
+
+
+def test_ehlo_rejected_explains_the_postfix_message() -> None:
+    probe = replace(
+        BASE,
+        ehlo=reply("550 5.7.1 Client host rejected: listed at bl.example.test"),
+        helo=reply("250 mx.example"),
+        starttls_anyway=reply("502 5.5.1 Error: command not implemented"),
+        mail_from=reply("250 2.1.0 Ok"),
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.ehlo-rejected"
+    assert "fall back to HELO" in finding.message
+    assert "TLS is required, but was not offered by host" in finding.message
+    assert "reputation block" in finding.message and finding.evidence["helo"] == "250 mx.example"
+    assert starttls_cause(probe) == "tls.ehlo-rejected"
+
+
+def test_ehlo_rejected_without_block_words() -> None:
+    probe = replace(BASE, ehlo=reply("554 5.7.1 Bad HELO name"), helo=reply("250 ok"))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.ehlo-rejected" and "block" not in finding.evidence
+
+
+@pytest.mark.parametrize("code", [500, 502])
+def test_no_esmtp(code: int) -> None:
+    probe = replace(BASE, ehlo=reply(f"{code} 5.5.2 command not recognized"), helo=reply("250 x"))
+    assert only(probe) == "tls.no-esmtp"
+
+
+def test_starttls_hidden_by_a_blocklist() -> None:
+    probe = replace(NOT_OFFERED, starttls_anyway=reply(ATT), mail_from=reply(ATT))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.starttls-hidden-block"
+    assert "IP block" in finding.message and ATT[:40] in finding.message
+    assert finding.evidence["block"] == "DNSBL, RBL, blocked"
+    assert finding.evidence["mail_from"] == ATT
+    assert probe_json(probe)["cause"] == "tls.starttls-hidden-block"
+
+
+def test_starttls_hidden_block_seen_only_at_mail_from() -> None:
+    probe = replace(
+        NOT_OFFERED,
+        starttls_anyway=reply("502 5.5.1 Error: command not implemented"),
+        mail_from=reply("550 5.7.1 Your IP has a poor reputation"),
+    )
+    assert only(probe) == "tls.starttls-hidden-block"
+
+
+def test_starttls_missing_without_hidden_reason() -> None:
+    probe = replace(
+        NOT_OFFERED,
+        starttls_anyway=reply("502 5.5.1 Error: command not implemented"),
+        mail_from=reply("250 2.1.0 Ok"),
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.starttls-missing"
+    assert finding.evidence["mail_from"] == "250 2.1.0 Ok"
+
+
+def test_masked_by_a_firewall() -> None:
+    probe = replace(
+        NOT_OFFERED,
+        keywords=("PIPELINING", "XXXXXXXA"),
+        masked_keywords=("XXXXXXXA",),
+        starttls_anyway=reply('500 5.5.1 Command unrecognized: "XXXXXXXX"'),
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.starttls-masked" and "XXXXXXXA" in finding.message
+    banner_only = replace(NOT_OFFERED, masked_banner=True)
+    assert only(banner_only) == "tls.starttls-masked"
+
+
+def test_unadvertised_but_working() -> None:
+    probe = replace(
+        NOT_OFFERED,
+        starttls_anyway=reply("220 2.0.0 Ready to start TLS"),
+        tls=TLS13,
+        post_tls_ehlo=EHLO_PLAIN,
+    )
+    assert only(probe) == "tls.starttls-unadvertised"
+    legacy = replace(probe, tls=replace(TLS13, version="TLSv1"))
+    assert [f.code for f in session_findings(legacy)] == [
+        "tls.starttls-unadvertised",
+        "tls.legacy-version",
+    ]
+
+
+def test_unadvertised_and_failing_handshake_is_missing() -> None:
+    failed = TlsResult(None, None, None, (), 5, "EOF", HandshakeError.CLOSED, "")
+    probe = replace(NOT_OFFERED, starttls_anyway=reply("220 go ahead"), tls=failed)
+    assert only(probe) == "tls.starttls-missing"
+
+
+@pytest.mark.parametrize("text", ["454 4.7.0 TLS not available", "554 5.7.0 no TLS for you"])
+def test_starttls_refused(text: str) -> None:
+    (finding,) = session_findings(replace(GOOD, starttls=reply(text), tls=None))
+    assert finding.code == "tls.starttls-refused" and finding.evidence["starttls"] == text
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        (HandshakeError.CLOSED, "closed the connection"),
+        (HandshakeError.PLAINTEXT, "in plaintext"),
+        (HandshakeError.ALERT, "TLS alert"),
+        (HandshakeError.TIMEOUT, "did not finish"),
+        (HandshakeError.OTHER, "handshake failed"),
+    ],
+)
+def test_handshake_failures_say_which(kind: HandshakeError, words: str) -> None:
+    failed = TlsResult(None, None, None, (), 5, "[SSL: X] x", kind, "")
+    probe = replace(GOOD, tls=failed, post_tls_ehlo=None, post_tls_keywords=(), injection=None)
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.handshake-failed" and words in finding.message
+    assert finding.evidence["failure"] == kind.value
+    assert starttls_cause(probe) == "tls.handshake-failed"
+
+
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1.1"])
+def test_legacy_version(version: str) -> None:
+    probe = replace(GOOD, tls=replace(TLS13, version=version, cipher="ECDHE-RSA-AES256-SHA"))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.legacy-version" and finding.severity is Severity.WARNING
+    assert version in finding.message and "DANE" in finding.message
+    assert starttls_cause(probe) is None
+
+
+def test_rejected_after_tls() -> None:
+    rejected = replace(GOOD, post_tls_ehlo=reply("554 5.7.0 TLS session rejected by policy"))
+    (finding,) = session_findings(rejected)
+    assert finding.code == "tls.rejected-after-tls" and "554 5.7.0" in finding.message
+    dropped = replace(
+        GOOD,
+        post_tls_ehlo=None,
+        post_tls_error=failure(FailureKind.CLOSED, "the server closed the connection"),
+    )
+    (finding,) = session_findings(dropped)
+    assert finding.code == "tls.rejected-after-tls" and "closed" in finding.message
+
+
+def test_injection() -> None:
+    probe = replace(GOOD, injection=True, injection_reply=reply("250 2.0.0 Ok"))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.starttls-injection" and finding.severity is Severity.ERROR
+    assert "CVE-2011-0411" in finding.message
+    assert finding.evidence["unsolicited_reply"] == "250 2.0.0 Ok"
+
+
+def test_injection_not_tested_is_said() -> None:
+    probe = replace(GOOD, injection=None, pipelining_refused=reply("554 5.5.0 synchronization"))
+    (finding,) = session_findings(probe)
+    assert finding.evidence["injection"] == "not tested"
+    assert finding.evidence["pipelining_refused"] == "554 5.5.0 synchronization"
+
+
+def test_every_finding_is_complete_and_json_ready() -> None:
+    probes = [
+        GOOD,
+        replace(BASE, greeting=reply("554 blocked")),
+        replace(NOT_OFFERED, starttls_anyway=reply(ATT)),
+        replace(GOOD, injection=True),
+    ]
+    for probe in probes:
+        for finding in session_findings(probe):
+            assert finding.check == "tls" and finding.code.startswith("tls.")
+            assert finding.message and (finding.remedy or finding.severity is Severity.INFO)
+            json.dumps(finding.to_json())
+        json.dumps(probe_json(probe))
+
+
+def test_cause_codes_are_real_codes() -> None:
+    assert all(code.startswith("tls.") for code in NO_TLS_CODES)
+    assert starttls_cause(NOT_OFFERED) == "tls.starttls-missing"
+
+
+def test_block_words() -> None:
+    assert block_words(reply(ATT)) == "DNSBL, RBL, blocked"
+    assert block_words(reply("250 2.1.0 listed Ok")) is None  # positive replies never count
+    assert block_words(reply("550 5.1.1 unlisted user")) is None
+    assert block_words(None) is None
+
+
+def test_odd_data_never_raises() -> None:
+    odd = [
+        replace(BASE, greeting=reply("250 greeting with the wrong code")),
+        replace(BASE, greeting=reply("399 what")),
+        replace(BASE, ehlo=reply("421 4.3.2 shutting down")),
+        replace(GOOD, starttls=None),
+        replace(GOOD, tls=None),
+        replace(BASE, ehlo=reply("550 no"), helo=None),
+        SmtpProbe("x", "192.0.2.1", 25),
+    ]
+    for probe in odd:
+        assert session_findings(probe)
