@@ -67,11 +67,15 @@ lab-down:
 	@if [ -f $(LAB)/dns.pid ]; then kill $$(cat $(LAB)/dns.pid) 2>/dev/null || true; rm -f $(LAB)/dns.pid $(LAB)/dns.ready; fi
 	@echo "lab stopped"
 
-demo: lab-up
+# The lab zones' MX hosts are documentation addresses nobody serves: --no-smtp. The TLS lab
+# (real Postfix listeners, a validating unbound) follows, when run as root.
+demo: lab-up debs
 	@echo; echo "== a well-configured domain =="; echo
-	$(BIN)/mailcheck domain good.test --nameserver $(LAB_NS) --ip 192.0.2.20 --dnsbl-config $(LAB_LISTS)
+	$(BIN)/mailcheck domain good.test --nameserver $(LAB_NS) --ip 192.0.2.20 --dnsbl-config $(LAB_LISTS) --no-smtp
 	@echo; echo "== a broken domain (exit code 1: it has errors) =="; echo
-	$(BIN)/mailcheck domain broken.test --nameserver $(LAB_NS) --dnsbl-config $(LAB_LISTS) || [ $$? -eq 1 ]
+	$(BIN)/mailcheck domain broken.test --nameserver $(LAB_NS) --dnsbl-config $(LAB_LISTS) --no-smtp || [ $$? -eq 1 ]
+	@echo
+	$(BIN)/python -m tests.lab.tls_demo
 	@echo; echo "The lab keeps running on $(LAB_NS); 'make lab-down' stops it. Try:"
 	@echo "  . $(BIN)/activate; export MAILCHECK_NAMESERVER=$(LAB_NS) MAILCHECK_DNSBL_CONFIG=$(LAB_LISTS)"
 	@echo "  mailcheck domain nullmx.test"

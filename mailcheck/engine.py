@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailcheck.checks import CHECK_ORDER, CHECKS, Check, CheckContext, CheckName
+from mailcheck.checks.tls_probes import ProbeCache
 from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsClient, DnsConfig
 from mailcheck.model import CheckResult, Finding, Report, Severity, Status
@@ -58,6 +59,8 @@ class RunOptions:
     """A blocklist config file."""
     tls: TlsSettings = field(default_factory=TlsSettings)
     """How the tls check probes."""
+    probes: ProbeCache | None = None
+    """SMTP probes shared by every target that gets these options (a batch makes one)."""
 
 
 async def run_target(
@@ -86,6 +89,7 @@ async def run_target(
         dnsbl_zones=options.dnsbl_zones,
         dnsbl_config=options.dnsbl_config,
         tls=options.tls,
+        probes=options.probes,
         selected=frozenset(name.value for name in selected),
     )
     results = await asyncio.gather(

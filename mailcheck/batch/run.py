@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from mailcheck.batch.inputs import BatchEntry
+from mailcheck.checks.tls_probes import ProbeCache
 from mailcheck.dns import DnsClient, DnsConfig
 from mailcheck.engine import RunOptions, Target, run_target
 from mailcheck.model import Report
@@ -29,6 +31,8 @@ async def run_batch(
     selectors for every domain.
     """
     root = DnsClient(config)
+    # Domains of a panel share MX hosts: probe each once for all of them.
+    options = dataclasses.replace(options, probes=options.probes or ProbeCache())
     gate = asyncio.Semaphore(max(1, at_once))
     reports: list[Report | None] = [None] * len(entries)
 

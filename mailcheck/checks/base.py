@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from mailcheck.checks.tls_probes import ProbeCache
 from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsAnswer, DnsClient, Outcome
 from mailcheck.model import CheckResult, Finding, Severity
@@ -39,6 +40,8 @@ class CheckContext:
     """A blocklist config file (--dnsbl-config) adding to or replacing the shipped lists."""
     tls: TlsSettings = field(default_factory=TlsSettings)
     """How the tls check probes (port, trust, --no-smtp)."""
+    probes: ProbeCache | None = None
+    """SMTP probes shared beyond this target (a batch); None: the tls check keeps its own."""
     selected: frozenset[str] = frozenset()
     """The names of the checks in this run (a check may use another's facts only if it runs)."""
     _facts: dict[str, asyncio.Future[Any]] = field(default_factory=dict)

@@ -23,8 +23,8 @@ from mailcheck.checks.mta_sts_fetch import gather_mta_sts
 from mailcheck.checks.mta_sts_observation import MtaStsObservation
 from mailcheck.checks.mx import observe_mx
 from mailcheck.checks.tls_cert import load_roots
-from mailcheck.checks.tls_dns import TlsaLookup, lookup_tlsa
-from mailcheck.checks.tls_probe import ProbeTimeouts, SmtpProbe, probe_smtp
+from mailcheck.checks.tls_dns import TlsaLookup, TlsaState, lookup_tlsa
+from mailcheck.checks.tls_probes import ProbeCache
 from mailcheck.checks.tls_report import HostAddress, TlsObservation, evaluate_tls
 from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsAnswer, DnsClient
@@ -76,13 +76,19 @@ async def gather_tls(ctx: CheckContext) -> TlsObservation:
         hosts = list(await asyncio.gather(*(_resolve(ctx.dns, h) for h in ctx.hosts)))
         hosts += [_Host(ip, (ip,), ()) for ip in ctx.ips]
         mx_answer = None
-    prober = _Prober(settings)
+    prober = ctx.probes or ProbeCache()
     tlsa_tasks = [_tlsa(ctx.dns, h.host, settings.port) for h in hosts]
-    probe_tasks = [prober.probe(h.host, ip) for h in hosts for ip in h.addresses if settings.smtp]
+    probe_tasks = [
+        prober.probe(h.host, ip, settings) for h in hosts for ip in h.addresses if settings.smtp
+    ]
     sts_task = _mta_sts(ctx, settings) if ctx.domain is not None and mx is not None else _nothing()
     tlsa, probes, sts = await asyncio.gather(
         asyncio.gather(*tlsa_tasks), asyncio.gather(*probe_tasks), sts_task
     )
+    # TLSA without AD: an unsigned zone, or a resolver that does not validate? Ask it for the
+    # root's keys, which a validating resolver always returns with AD (RFC 4035 §3.2.3).
+    unsigned = any(lu is not None and lu.state is TlsaState.UNSIGNED for lu in tlsa)
+    root_keys = await ctx.dns.query(".", "DNSKEY") if unsigned else None
     by_address = {(p.host, p.ip): p for p in probes}
     addresses = tuple(
         HostAddress(h.host, ip, by_address.get((h.host, ip))) for h in hosts for ip in h.addresses
@@ -97,6 +103,7 @@ async def gather_tls(ctx: CheckContext) -> TlsObservation:
         tlsa={lu.host: lu for lu in tlsa if lu is not None},
         addresses=addresses,
         mta_sts=sts,
+        root_keys=root_keys,
         roots=roots,
     )
 
@@ -127,22 +134,3 @@ async def _mta_sts(ctx: CheckContext, settings: TlsSettings) -> MtaStsObservatio
         roots=settings.ca_file,
         timeout=settings.step_timeout,
     )
-
-
-class _Prober:
-    """Probes addresses, one connection per address at a time (several MX names may share one)."""
-
-    def __init__(self, settings: TlsSettings) -> None:
-        self.settings = settings
-        step = settings.step_timeout
-        self.timeouts = ProbeTimeouts(
-            connect=step, greeting=step, command=step, handshake=step, quit=min(step, 5.0)
-        )
-        self.locks: dict[str, asyncio.Lock] = {}
-
-    async def probe(self, host: str, ip: str) -> SmtpProbe:
-        lock = self.locks.setdefault(ip, asyncio.Lock())
-        async with lock:
-            return await probe_smtp(
-                host, ip, self.settings.port, helo=self.settings.ehlo, timeouts=self.timeouts
-            )

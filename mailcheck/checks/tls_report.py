@@ -88,6 +88,8 @@ class TlsObservation:
     """Every (host, address) pair, probed or not."""
     mta_sts: MtaStsObservation | None
     """MTA-STS and TLS-RPT (domain mode)."""
+    root_keys: DnsAnswer | None = None
+    """The root's DNSKEY lookup, asked only to learn whether the resolver validates."""
     roots: tuple[x509.Certificate, ...] = field(repr=False, default=())
     """The roots PKIX judgement trusts."""
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -99,6 +101,7 @@ class TlsObservation:
         answers = [self.mx] if self.mx is not None else []
         answers += [a for lookups in self.host_lookups.values() for a in lookups]
         answers += [lu.answer for lu in self.tlsa.values()]
+        answers += [self.root_keys] if self.root_keys is not None else []
         return any(a.authenticated for a in answers)
 
 

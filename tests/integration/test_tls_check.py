@@ -18,12 +18,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from mailcheck.batch.inputs import BatchEntry
+from mailcheck.batch.run import run_batch
 from mailcheck.checks import CheckName
+from mailcheck.checks.tls_probes import ProbeCache
 from mailcheck.checks.tls_sender import Level
 from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.engine import RunOptions, Target, run_target
-from mailcheck.model import CheckResult, Status
+from mailcheck.model import CheckResult, Report, Status
 from tests.conftest import ROOT, require_binary
+from tests.lab.https_policy import PolicyHost, Reply, policy_text
 from tests.lab.pki import LabPki
 from tests.lab.tls_smtpd import SCENARIOS, TlsSmtpLab
 from tests.lab.tls_world import PORT, TlsWorld, tls_world
@@ -199,6 +203,32 @@ def test_a_bad_ca_file_is_one_line_and_exit_2(world: TlsWorld, tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
+def policies(world: TlsWorld) -> Iterator[PolicyHost]:
+    replies = {
+        f"{label}.mtasts": Reply(
+            body=policy_text("version: STSv1", "mode: enforce", f"mx: {mx}", "max_age: 604800")
+        )
+        for label, mx in (("good", "mx-good.tls.test"), ("selfsigned", "mx-self.tls.test"))
+    }
+    with PolicyHost(world.pki, replies) as host:
+        yield host
+
+
+def test_mta_sts_enforce_needs_a_valid_certificate_on_each_mx(
+    world: TlsWorld, policies: PolicyHost
+) -> None:
+    good = check(world, "good.mtasts.sts.test", mta_sts_port=policies.port)
+    assert "mta-sts.ok" in codes(good) and good.status is not Status.FAIL, codes(good)
+    assert good.data["mta_sts"]["policy"]["mode"] == "enforce"
+    bad = check(world, "selfsigned.mtasts.sts.test", mta_sts_port=policies.port)
+    invalid = [f for f in bad.findings if f.code == "mta-sts.mx-cert-invalid"]
+    assert len(invalid) == 1 and invalid[0].evidence["host"] == "mx-self.tls.test"
+    # Under an enforce policy a self-signed certificate is an error, not a warning.
+    self_signed = next(f for f in bad.findings if f.code == "tls.cert-self-signed")
+    assert self_signed.severity.value == "error"
+
+
+@pytest.fixture(scope="module")
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsSmtpLab]:
     pki = LabPki(tmp_path_factory.mktemp("scripted-pki"))
     cert = pki.issue("scripted", ["mx.scripted.test"])
@@ -220,3 +250,21 @@ def test_the_cli_names_the_dnsbl_block_behind_a_missing_starttls(
     assert probed["senders"]["encrypt"]["postfix_says"].startswith(
         "TLS is required, but was not offered by host"
     )
+
+
+def test_a_batch_probes_a_shared_mx_host_once(world: TlsWorld) -> None:
+    domains = ["good.tls.test", "insecure.tlsplain.test", "good.mtasts.sts.test"]
+
+    async def batch() -> tuple[list[Report], ProbeCache]:
+        cache = ProbeCache()
+        tls = TlsSettings(port=PORT, ca_file=world.pki.ca_file, step_timeout=3.0)
+        options = RunOptions(checks=(CheckName.TLS,), tls=tls, probes=cache)
+        entries = [BatchEntry(d, None, n) for n, d in enumerate(domains, start=1)]
+        reports, _ = await run_batch(entries, world.config, options)
+        return reports, cache
+
+    reports, cache = asyncio.run(batch())
+    assert cache.sent == 1  # all three domains use mx-good.tls.test
+    for report in reports:
+        (mx_good,) = [h for h in report.checks[0].data["hosts"] if h["host"] == "mx-good.tls.test"]
+        assert mx_good["tls_version"] == "TLSv1.3"

@@ -1,0 +1,42 @@
+"""The probes of one run (or one batch): each MX address probed once, one connection at a time.
+
+A hosting panel's hundred domains often share two MX hosts: a batch hands every domain the
+same ProbeCache, so each (host, address, port) is probed once for all of them. Probes of
+different names on one address wait for each other: a server should never see two of our
+connections at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from mailcheck.checks.tls_probe import ProbeTimeouts, SmtpProbe, probe_smtp
+from mailcheck.checks.tls_settings import TlsSettings
+
+
+class ProbeCache:
+    """Probes by (host, address, port, EHLO name); create it inside the running event loop."""
+
+    def __init__(self) -> None:
+        self._probes: dict[tuple[str, str, int, str], asyncio.Future[SmtpProbe]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.sent = 0
+        """Probes that went on the wire (the rest were shared)."""
+
+    async def probe(self, host: str, ip: str, settings: TlsSettings) -> SmtpProbe:
+        """The probe of `ip` as `host`, run once however many ask."""
+        key = (host, ip, settings.port, settings.ehlo)
+        pending = self._probes.get(key)
+        if pending is None:
+            self.sent += 1
+            pending = asyncio.ensure_future(self._run(host, ip, settings))
+            self._probes[key] = pending
+        return await asyncio.shield(pending)
+
+    async def _run(self, host: str, ip: str, settings: TlsSettings) -> SmtpProbe:
+        step = settings.step_timeout
+        timeouts = ProbeTimeouts(
+            connect=step, greeting=step, command=step, handshake=step, quit=min(step, 5.0)
+        )
+        async with self._locks.setdefault(ip, asyncio.Lock()):
+            return await probe_smtp(host, ip, settings.port, helo=settings.ehlo, timeouts=timeouts)
