@@ -84,6 +84,7 @@ bench: install
 	$(BIN)/python bench/domain.py
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/queue_shape.py
+	$(BIN)/python -m bench.tls
 
 clean: lab-down
 	rm -rf $(VENV) $(LAB) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

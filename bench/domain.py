@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import importlib
-import ipaddress
 import logging
 import math
-import socket
 import statistics
 import sys
 import time
@@ -24,7 +21,6 @@ from functools import partial
 from itertools import takewhile
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_LISTS = ROOT / "fixtures" / "dnsbl" / "lab-lists.toml"  # the lab does not serve real DNSBLs
@@ -32,41 +28,20 @@ sys.path.insert(0, str(ROOT))  # for tests.lab, which is not an installed packag
 
 import dns.nameserver  # noqa: E402
 
+from bench import offline  # noqa: E402
+from mailcheck.checks.tls_settings import TlsSettings  # noqa: E402
 from mailcheck.dns import DnsConfig, Nameserver  # noqa: E402
 from mailcheck.engine import RunOptions, Target, run_target  # noqa: E402
 from mailcheck.model import Report  # noqa: E402
 from mailcheck.targets import is_ip  # noqa: E402
 from tests.lab.dnsserver import LabHandle, run_in_thread  # noqa: E402
 
+DNS_ONLY = TlsSettings(smtp=False)
+"""The lab zones' MX hosts are documentation addresses: the tls check runs DNS-only
+(bench/tls.py times the SMTP probes against the TLS lab)."""
+
 DEFAULT_DOMAINS = ("good.test", "broken.test", "nomx.test", "nullmx.test")
 DNS_TIMEOUT = 2.0
-_escapes: list[str] = []  # off-machine lookups/packets the guard refused
-
-
-def _is_local(host: object) -> bool:
-    if isinstance(host, bytes):
-        host = host.decode(errors="replace")
-    if host is None or host == "localhost" or not isinstance(host, str):
-        return True  # None: a bind; non-str: an AF_UNIX path or the like
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False  # a name: resolving it would ask the OS resolver
-
-
-def _guard(event: str, args: tuple[Any, ...]) -> None:
-    """Audit hook: record and refuse any name lookup or packet that would leave the machine."""
-    if event == "socket.getaddrinfo":
-        host = args[0]
-        if not _is_local(host):
-            _escapes.append(f"getaddrinfo({host!r})")
-            raise socket.gaierror(socket.EAI_NONAME, f"bench: refusing to resolve {host!r}")
-    elif event in ("socket.connect", "socket.sendto"):
-        address = args[1]
-        host = address[0] if isinstance(address, tuple) else None
-        if not _is_local(host):
-            _escapes.append(f"{event.removeprefix('socket.')}({address!r})")
-            raise OSError(errno.ENETUNREACH, f"bench: refusing to reach {address!r}")
 
 
 @dataclass
@@ -99,13 +74,18 @@ class Stats:
 
 def _mailcheck(domain: str, config: DnsConfig) -> Report:
     target = Target(label=domain, domain=domain)
-    return asyncio.run(run_target(target, config, RunOptions(trace=True, dnsbl_config=LAB_LISTS)))
+    return asyncio.run(
+        run_target(target, config, RunOptions(trace=True, dnsbl_config=LAB_LISTS, tls=DNS_ONLY))
+    )
 
 
 async def _batch(domains: Sequence[str], config: DnsConfig) -> list[Report]:
     return list(
         await asyncio.gather(
-            *(run_target(Target(d, d), config, RunOptions(dnsbl_config=LAB_LISTS)) for d in domains)
+            *(
+                run_target(Target(d, d), config, RunOptions(dnsbl_config=LAB_LISTS, tls=DNS_ONLY))
+                for d in domains
+            )
         )
     )
 
@@ -209,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     domains = list(dict.fromkeys(d.strip() for d in args.domains.split(",") if d.strip()))
     rounds, delay = max(1, args.rounds), args.delay_ms
-    sys.addaudithook(_guard)
+    offline.install()
     checkdmarc = _load_checkdmarc()
     mc = {d: Stats() for d in domains}
     cd = {d: Stats() for d in domains}
@@ -240,8 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_totals(mc, cd))
     print(f"batch: mc on all {len(domains)} domains at once (asyncio.gather); each target has")
     print("  its own DnsClient, so a name two targets share is asked once per target.")
-    print("note: cd also does NS/SOA, DNSSEC, SPF, MTA-STS, TLS-RPT, BIMI, but no DKIM; mc does")
-    print("  mx, fcrdns, dkim (~44 selectors probed), dmarc: not yet a like-for-like comparison.")
+    print("note: cd also does NS/SOA, DNSSEC, BIMI, but no DKIM; mc does mx, fcrdns, dnsbl, spf,")
+    print("  dkim (~44 selectors probed), dmarc, and tls DNS-only (TLSA, MTA-STS, TLS-RPT; SMTP")
+    print("  probes: bench/tls.py) — close to, not exactly, like-for-like.")
     print("note: bound = max(longest chain of dependent lookups, queries / --concurrency) x delay;")
     print("  dup = a name/type sent again over UDP in one run (TCP after TC not counted).")
     for tool, table in (("mc", mc), ("cd", cd), ("mc", {"batch": batch})):
@@ -249,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if s.dups:
                 extra = ", ".join(f"{k} +{n}" for k, n in sorted(s.dups.items()))
                 print(f"sent again over UDP in one {tool} run of {d}: {extra}")
-    escapes = ", ".join(sorted(set(_escapes))) or "none"
+    escapes = offline.summary()
     print(f"attempts to leave the machine (refused by an audit hook): {escapes}")
     return 0
 

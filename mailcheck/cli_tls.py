@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from mailcheck.checks.mta_sts_fetch import policy_context
 from mailcheck.checks.tls import trusted_roots
 from mailcheck.checks.tls_sender import Level
 from mailcheck.checks.tls_settings import DEFAULT_STEP_TIMEOUT, TlsSettings
@@ -135,7 +136,9 @@ def tls_settings(
 ) -> TlsSettings:
     """Build and validate the settings; raises ValueError (a bad --ca-file, --ehlo)."""
     if ca_file is not None:
-        trusted_roots(ca_file)  # read now: a bad file is a usage error, not a finding
+        # Read now, as both readers will: a bad file is a usage error, not a finding.
+        trusted_roots(ca_file)
+        policy_context(ca_file)  # the MTA-STS fetch (Python's ssl wants PEM)
     if ehlo is not None:
         ehlo = parse_domain(ehlo) if not is_ip(ehlo) else f"[{parse_ip(ehlo)}]"
     return TlsSettings(

@@ -202,8 +202,9 @@ class DaneVerdict:
     @property
     def dane_ee_ok(self) -> bool:
         """A DANE-EE record matched: the server is authenticated whatever its CA/names/dates."""
-        m = self.matched
-        return m is not None and m.record.usage == DANE_EE
+        return any(
+            r.outcome is TlsaOutcome.MATCH and r.record.usage == DANE_EE for r in self.results
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The verdict as the JSON report shows it."""

@@ -15,6 +15,7 @@ import asyncio
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -61,7 +62,33 @@ def trusted_roots(ca_file: Path | None) -> tuple[x509.Certificate, ...]:
 
 async def gather_tls(ctx: CheckContext) -> TlsObservation:
     """Everything the tls check looks at, gathered concurrently."""
+    started: list[asyncio.Future[Any]] = []
+    try:
+        return await _gather(ctx, started)
+    finally:
+        for task in started:  # the check ran out of time: stop what it started
+            task.cancel()
+
+
+async def _gather(ctx: CheckContext, started: list[asyncio.Future[Any]]) -> TlsObservation:
     settings = ctx.tls
+    # What needs only the domain starts at once: MTA-STS beside everything, and each MX
+    # host's TLSA as soon as the MX answer is in, beside the address lookups and probes.
+    sts = asyncio.ensure_future(_mta_sts(ctx, settings)) if ctx.domain is not None else None
+    started += [sts] if sts is not None else []
+    tlsa_tasks: dict[str, asyncio.Future[TlsaLookup | None]] = {}
+
+    def tlsa_of(host: str) -> asyncio.Future[TlsaLookup | None]:
+        if host not in tlsa_tasks:
+            tlsa_tasks[host] = asyncio.ensure_future(_tlsa(ctx.dns, host, settings.port))
+            started.append(tlsa_tasks[host])
+        return tlsa_tasks[host]
+
+    if ctx.domain is not None:
+        early = await ctx.dns.query(ctx.domain, "MX")  # the same lookup observe_mx makes
+        for _, exchange in early.mx():
+            if exchange not in ("", "."):
+                tlsa_of(exchange.rstrip("."))
     mx = await observe_mx(ctx)
     if mx is not None:
         hosts = [
@@ -77,14 +104,11 @@ async def gather_tls(ctx: CheckContext) -> TlsObservation:
         hosts += [_Host(ip, (ip,), ()) for ip in ctx.ips]
         mx_answer = None
     prober = ctx.probes or ProbeCache()
-    tlsa_tasks = [_tlsa(ctx.dns, h.host, settings.port) for h in hosts]
-    probe_tasks = [
-        prober.probe(h.host, ip, settings) for h in hosts for ip in h.addresses if settings.smtp
-    ]
-    sts_task = _mta_sts(ctx, settings) if ctx.domain is not None and mx is not None else _nothing()
-    tlsa, probes, sts = await asyncio.gather(
-        asyncio.gather(*tlsa_tasks), asyncio.gather(*probe_tasks), sts_task
+    probes = await asyncio.gather(
+        *(prober.probe(h.host, ip, settings) for h in hosts for ip in h.addresses if settings.smtp)
     )
+    tlsa = await asyncio.gather(*(tlsa_of(h.host) for h in hosts))
+    mta_sts = await sts if sts is not None else None
     # TLSA without AD: an unsigned zone, or a resolver that does not validate? Ask it for the
     # root's keys, which a validating resolver always returns with AD (RFC 4035 §3.2.3).
     unsigned = any(lu is not None and lu.state is TlsaState.UNSIGNED for lu in tlsa)
@@ -102,14 +126,10 @@ async def gather_tls(ctx: CheckContext) -> TlsObservation:
         host_lookups={h.host: h.lookups for h in hosts},
         tlsa={lu.host: lu for lu in tlsa if lu is not None},
         addresses=addresses,
-        mta_sts=sts,
+        mta_sts=mta_sts,
         root_keys=root_keys,
         roots=roots,
     )
-
-
-async def _nothing() -> None:
-    return None
 
 
 async def _resolve(dns: DnsClient, host: str) -> _Host:

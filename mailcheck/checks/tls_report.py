@@ -23,7 +23,12 @@ from mailcheck.checks.tls_cert import ChainVerdict, cert_findings, judge_chain
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState, coverage_findings, tlsa_dns_findings
 from mailcheck.checks.tls_probe import SmtpProbe
 from mailcheck.checks.tls_sender import Dane, Level, SenderFacts, Session, predict
-from mailcheck.checks.tls_session import probe_json, session_findings, starttls_cause
+from mailcheck.checks.tls_session import (
+    SLOW_GREETING_S,
+    probe_json,
+    session_findings,
+    starttls_cause,
+)
 from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsAnswer, Outcome
 from mailcheck.model import CheckResult, FactTable, FactTree, Finding, Severity
@@ -206,21 +211,29 @@ def _judge_address(
     records = _records(lookup)
     chain: tuple[bytes, ...] = ()
     if probe is not None:
-        findings += session_findings(probe)
+        # "Slow" must stay below the greeting timeout, or it could never be seen.
+        slow = min(SLOW_GREETING_S, obs.settings.step_timeout / 2)
+        findings += session_findings(probe, slow_greeting_s=slow)
         if probe.tls is not None and probe.tls.ok:
             chain = probe.tls.chain_der
     cause = starttls_cause(probe) if probe is not None else None
     session = _session(probe, cause)
     dane = match_tlsa(records, chain, [item.host], now=obs.now) if records and chain else None
     if records and lookup is not None and session is not Session.UNKNOWN:
-        findings += dane_findings(
-            item.host,
-            port,
-            dane,
-            records,
-            tlsa_secure=lookup.state is TlsaState.SECURE,
-            starttls_ok=session not in (Session.NO_STARTTLS, Session.REFUSED),
-        )
+        secure = lookup.state is TlsaState.SECURE
+        findings += [
+            f
+            for f in dane_findings(
+                item.host,
+                port,
+                dane,
+                records,
+                tlsa_secure=secure,
+                starttls_ok=session not in (Session.NO_STARTTLS, Session.REFUSED),
+            )
+            # Unsigned records authenticate nothing: dane.tlsa-unsigned says so already.
+            if secure or f.code != "dane.match"
+        ]
     verdict = judge_chain(chain, item.host, now=obs.now, roots=obs.roots) if chain else None
     if verdict is not None:
         dane_ee_ok = (
@@ -252,7 +265,9 @@ def _judge_address(
         and not verdict.expired
         and not verdict.not_yet_valid,
         mx_name_matches=verdict is not None and verdict.name_matches,
-        nexthop_name_matches=verdict is not None and _names_domain(verdict, obs.domain),
+        # Postfix's next hop: the domain, or the host itself for `[host]:port` targets.
+        nexthop_name_matches=verdict is not None
+        and _names_domain(verdict, obs.domain or item.host),
         dane=_dane_state(lookup, dane, records),
     )
     predictions = {level: predict(facts, level) for level in Level}
@@ -315,10 +330,10 @@ def _dane_state(
             assert_never(lookup.state)
 
 
-def _names_domain(verdict: ChainVerdict, domain: str | None) -> bool:
+def _names_domain(verdict: ChainVerdict, domain: str) -> bool:
     """Postfix `secure` (smtp_tls_secure_cert_match = nexthop, dot-nexthop)."""
     leaf = verdict.leaf
-    if leaf is None or domain is None:
+    if leaf is None:
         return False
     names = [n.lower().rstrip(".") for n in (leaf.sans or leaf.common_names)]
     return any(n == domain or n.endswith("." + domain) for n in names)

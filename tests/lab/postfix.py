@@ -126,6 +126,11 @@ class PostfixLab:
         """Write the configuration, create the spool, start master; bounded by START_TIMEOUT."""
         try:
             self._configure()
+            # Postfix sleeps and re-reads a main.cf changed within the last second or so:
+            # date the fresh files back, and the instance starts several times faster.
+            past = time.time() - 60
+            for name in ("main.cf", "master.cf"):
+                os.utime(self.config_dir / name, (past, past))
             self.postfix("check")
             self.postfix("start")
             self.running = True
