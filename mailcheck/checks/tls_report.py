@@ -303,6 +303,8 @@ def _reply(probe: SmtpProbe | None, session: Session) -> str:
         for reply in (probe.greeting, probe.post_tls_ehlo):
             if reply is not None and not reply.positive:
                 return reply.text
+        if probe.post_tls_error is not None:  # dropped inside TLS, no reply to quote
+            return f"lost connection after STARTTLS ({probe.post_tls_error.detail})"
     if session is Session.REFUSED and probe.starttls is not None:
         return probe.starttls.text
     return ""

@@ -128,19 +128,23 @@ def _unreachable(p: SmtpProbe, where: str, base: dict[str, Any]) -> Finding:
     return _finding(
         "tls.unreachable", Severity.ERROR,
         f"Could not connect to {where} from here ({kind}: {detail}). This says nothing about "
-        "the server: outgoing port 25 is often blocked by ISPs, cloud providers and firewalls "
-        "on the probing side, and mailcheck does not know which public address it probed from.",
+        f"the server: outgoing port {p.port} is often blocked by ISPs, cloud providers and "
+        "firewalls on the probing side, and mailcheck does not know which public address it "
+        "probed from.",
         {**base, "error": kind, "detail": detail},
-        "Run mailcheck from the host that sends the mail, or from a network where port 25 is "
-        "open. If that host cannot connect either, check that the MX host listens on port 25 "
-        "and that no firewall in front of it drops connections.",
+        f"Run mailcheck from the host that sends the mail, or from a network where port {p.port} "
+        f"is open. If that host cannot connect either, check that the MX host listens on port "
+        f"{p.port} and that no firewall in front of it drops connections.",
         indeterminate=True,
     )  # fmt: skip
 
 
 def _broken(p: SmtpProbe, where: str, base: dict[str, Any]) -> Finding:
     stopped = p.stopped
-    step = stopped.step if stopped else Step.GREETING
+    # Without a recorded stop, the session ended on a reply: a 421 to HELO or EHLO.
+    step = stopped.step if stopped else (
+        Step.HELO if p.helo is not None else Step.EHLO if p.ehlo is not None else Step.GREETING
+    )
     failure = stopped.failure if stopped else None
     evidence = {**base, "step": step.value}
     if failure is not None:
