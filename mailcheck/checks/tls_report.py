@@ -144,16 +144,11 @@ def evaluate_tls(obs: TlsObservation) -> CheckResult:
     }
     if obs.mta_sts is not None:
         data.update(obs.mta_sts.to_json(obs.hosts))
-    columns: tuple[str, ...] = (
-        "MX host",
-        "address",
-        "STARTTLS",
-        "TLS",
-        "certificate",
-        "DANE",
-        "Postfix senders",
-    )
-    if not obs.settings.smtp:  # --no-smtp: only the DNS side is known
+    if obs.settings.smtp:
+        # Host and address share a cell, so the table fits 80 columns.
+        columns: tuple[str, ...] = ("MX host", "STARTTLS", "TLS", "cert", "DANE", "defers")
+        rows = [(r[0] if r[0] == r[1] else f"{r[0]}\n{r[1]}", *r[2:]) for r in rows]
+    else:  # --no-smtp: only the DNS side is known
         columns, rows = ("MX host", "address", "TLSA"), [(r[0], r[1], r[5]) for r in rows]
     facts = FactTable(columns, tuple(rows)) if rows else None
     tree = FactTree("SMTP transcripts", tuple(transcripts)) if transcripts else None
@@ -421,13 +416,13 @@ def _row(
     }[session]
     tls = ""
     if probe is not None and probe.tls is not None and probe.tls.ok:
-        tls = f"{probe.tls.version} {probe.tls.cipher or ''}".strip()
+        tls = probe.tls.version or ""  # the cipher is in tls.ok and the JSON
     cert = ""
     if verdict is not None:
         parts = ["trusted" if verdict.chain_trusted else "untrusted"]
         parts.append("name ok" if verdict.name_matches else "wrong name")
         if verdict.days_left is not None:
-            parts.append(f"{verdict.days_left} d left" if verdict.days_left >= 0 else "expired")
+            parts.append(f"{verdict.days_left} d" if verdict.days_left >= 0 else "expired")
         cert = ", ".join(parts)
     dane_cell = _TLSA_LABEL[lookup.state] if lookup is not None else ""
     if dane is not None and dane.matched is not None:
@@ -436,7 +431,7 @@ def _row(
         dane_cell = "no match"
     defers = [lvl.value for lvl, p in predictions.items() if p.outcome.value == "defer"]
     unknown = all(p.outcome.value == "unknown" for p in predictions.values())
-    senders = "unknown" if unknown else ("defer: " + ", ".join(defers) if defers else "all deliver")
+    senders = "unknown" if unknown else (", ".join(defers) if defers else "none")
     return (item.host, item.ip, starttls, tls, cert, dane_cell, senders)
 
 
