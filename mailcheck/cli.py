@@ -7,16 +7,10 @@ line on stderr.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import inspect
 import os
-import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -24,40 +18,34 @@ from mailcheck import __version__
 from mailcheck.batch.inputs import read_batch
 from mailcheck.batch.session import BatchSettings, execute, previous_document
 from mailcheck.checks import CHECK_ORDER, CheckName
-from mailcheck.checks.dnsbl_catalogue import load_lists
+from mailcheck.cli_common import (
+    CommonOptions,
+    DnsblConfigOpt,
+    DnsblOpt,
+    InputError,
+    IpOpt,
+    OnlyOpt,
+    SelectorOpt,
+    checked_dnsbl_lists,
+    common_options,
+    dns_config,
+    parse_input,
+    read_source,
+    run_and_render,
+)
 from mailcheck.cli_tls import (
     CaFileOpt,
-    EhloOpt,
-    MtaStsPortOpt,
     NoSmtpOpt,
     SenderLevelOpt,
     SmtpPortOpt,
-    SmtpTimeoutOpt,
-    TranscriptOpt,
-    parse_tls_target,
+    tls_command,
     tls_settings,
 )
-from mailcheck.dns import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    DnsConfig,
-    Nameserver,
-    parse_nameserver,
-    system_nameservers,
-)
-from mailcheck.engine import DEFAULT_CHECK_TIMEOUT, RunOptions, Target, parse_check_list, run_target
-from mailcheck.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, say
-from mailcheck.model import Report, Severity
+from mailcheck.engine import RunOptions, Target, parse_check_list
+from mailcheck.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, say
 from mailcheck.postfix.cli import postfix_command, relay_command
 from mailcheck.queue.cli import queue_command
-from mailcheck.render import Renderer
-from mailcheck.render.json import JsonRenderer
-from mailcheck.render.rich import RichRenderer
 from mailcheck.targets import is_ip, parse_domain, parse_ip, parse_selector
-
-T = TypeVar("T")
-
 
 app = typer.Typer(
     name="mailcheck",
@@ -67,148 +55,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-class InputError(Exception):
-    """Bad usage or bad input: exit code 2 with this one-line message."""
-
-
-NameserverOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--nameserver",
-        "-n",
-        metavar="ADDR[:PORT]",
-        help="Resolver ADDR[:PORT] or [V6]:PORT; repeatable. Default: $MAILCHECK_NAMESERVER, "
-        "then /etc/resolv.conf.",
-        show_default=False,
-    ),
-]
-TimeoutOpt = Annotated[
-    float,
-    typer.Option(
-        "--timeout", metavar="SECONDS", help="Seconds to wait for one DNS reply.", min=0.05
-    ),
-]
-RetriesOpt = Annotated[
-    int,
-    typer.Option(
-        "--retries", metavar="N", help="Further rounds over the resolvers on failure.", min=0
-    ),
-]
-ConcurrencyOpt = Annotated[
-    int, typer.Option("--concurrency", metavar="N", help="DNS queries in flight at once.", min=1)
-]
-CheckTimeoutOpt = Annotated[
-    float,
-    typer.Option("--check-timeout", metavar="SECONDS", help="Seconds one check may take.", min=0.1),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON report.")]
-TraceOpt = Annotated[bool, typer.Option("--trace", help="Include every DNS query.")]
-FailOnOpt = Annotated[
-    Severity,
-    typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe."),
-]
-IpOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--ip",
-        metavar="IP",
-        help="A sending IP address to check too; repeatable.",
-        show_default=False,
-    ),
-]
-SelectorOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--dkim-selector",
-        metavar="SELECTOR",
-        help="A DKIM selector to check (repeatable); only these are checked when given.",
-        show_default=False,
-    ),
-]
-DnsblOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--dnsbl",
-        metavar="ZONE",
-        help="A blocklist zone to ask (repeatable); replaces the default lists.",
-        show_default=False,
-    ),
-]
-DnsblConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--dnsbl-config",
-        metavar="FILE",
-        envvar="MAILCHECK_DNSBL_CONFIG",
-        help="Blocklist definitions (TOML) adding to or replacing the shipped lists.",
-        show_default=False,
-    ),
-]
-OnlyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--only",
-        metavar="CHECKS",
-        help=f"Comma-separated checks to run ({','.join(c.value for c in CHECK_ORDER)}).",
-        show_default=False,
-    ),
-]
-
-
-@dataclass(frozen=True)
-class CommonOptions:
-    """The options every check command shares (resolver, limits, output)."""
-
-    nameserver: list[str] | None
-    timeout: float
-    retries: int
-    concurrency: int
-    check_timeout: float
-    json: bool
-    fail_on: Severity
-    trace: bool = False
-
-
-_COMMON_PARAMETERS = (
-    ("nameserver", NameserverOpt, None),
-    ("timeout", TimeoutOpt, DEFAULT_TIMEOUT),
-    ("retries", RetriesOpt, DEFAULT_RETRIES),
-    ("concurrency", ConcurrencyOpt, DEFAULT_CONCURRENCY),
-    ("check_timeout", CheckTimeoutOpt, DEFAULT_CHECK_TIMEOUT),
-    ("json", JsonOpt, False),
-    ("trace", TraceOpt, False),
-    ("fail_on", FailOnOpt, Severity.ERROR),
-)
-
-
-def common_options(trace: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Give a command the shared options; it receives them as one `common: CommonOptions`.
-
-    Typer reads a command's options from its signature, so the decorator rewrites the
-    signature: the command's own parameters, then the shared ones (without --trace when the
-    command has no trace to show).
-    """
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
-        for name, kind, default in _COMMON_PARAMETERS
-        if trace or name != "trace"
-    ]
-
-    def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        own = inspect.signature(command, eval_str=True)
-
-        @functools.wraps(command)
-        def run(*args: Any, **kwargs: Any) -> None:
-            values = {p.name: kwargs.pop(p.name) for p in shared}
-            command(*args, common=CommonOptions(**values), **kwargs)
-
-        own_parameters = [p for p in own.parameters.values() if p.name != "common"]
-        run.__signature__ = own.replace(parameters=own_parameters + shared)  # type: ignore[attr-defined]
-        return run
-
-    return decorate
 
 
 @app.command()
@@ -228,18 +74,18 @@ def domain(
     common: CommonOptions,
 ) -> None:
     """Check a mail domain: every check, one report."""
-    target_domain = _input(parse_domain, name)
-    ips = tuple(_input(parse_ip, text) for text in ip or ())
-    checks = _input(parse_check_list, only) if only else CHECK_ORDER
+    target_domain = parse_input(parse_domain, name)
+    ips = tuple(parse_input(parse_ip, text) for text in ip or ())
+    checks = parse_input(parse_check_list, only) if only else CHECK_ORDER
     target = Target(
         label=target_domain,
         domain=target_domain,
         ips=ips,
-        dkim_selectors=tuple(_input(parse_selector, s) for s in dkim_selector or ()),
+        dkim_selectors=tuple(parse_input(parse_selector, s) for s in dkim_selector or ()),
     )
-    config = _dns_config(common)
-    zones = _dnsbl_lists(dnsbl, dnsbl_config)
-    tls = _input(
+    config = dns_config(common)
+    zones = checked_dnsbl_lists(dnsbl, dnsbl_config)
+    tls = parse_input(
         lambda _: tls_settings(
             no_smtp=no_smtp, port=smtp_port, ca_file=ca_file, sender_levels=sender_level
         ),
@@ -253,57 +99,10 @@ def domain(
         dnsbl_config=dnsbl_config,
         tls=tls,
     )
-    _run(target, config, options, common)
+    run_and_render(target, config, options, common)
 
 
-@app.command("tls")
-@common_options()
-def tls_command(
-    target: Annotated[
-        str,
-        typer.Argument(
-            metavar="DOMAIN|HOST:PORT",
-            help="A mail domain (its MX hosts), or HOST[:PORT], [HOST]:PORT, IP (no MX lookup).",
-        ),
-    ],
-    smtp_port: SmtpPortOpt = 25,
-    ca_file: CaFileOpt = None,
-    sender_level: SenderLevelOpt = None,
-    ehlo: EhloOpt = None,
-    smtp_timeout: SmtpTimeoutOpt = 10.0,
-    transcript: TranscriptOpt = False,
-    mta_sts_port: MtaStsPortOpt = 443,
-    *,
-    common: CommonOptions,
-) -> None:
-    """Probe STARTTLS, certificates, DANE and MTA-STS; name why TLS fails."""
-    parsed = _input(parse_tls_target, target)
-    settings = _input(
-        lambda _: tls_settings(
-            port=parsed.port or smtp_port,
-            ca_file=ca_file,
-            sender_levels=sender_level,
-            ehlo=ehlo,
-            step_timeout=smtp_timeout,
-            transcript=transcript,
-            mta_sts_port=mta_sts_port,
-        ),
-        "",
-    )
-    run_on = Target(
-        label=parsed.label,
-        domain=parsed.domain,
-        hosts=(parsed.host,) if parsed.host else (),
-        ips=(parsed.ip,) if parsed.ip else (),
-    )
-    config = _dns_config(common)
-    options = RunOptions(
-        checks=(CheckName.TLS,),
-        check_timeout=common.check_timeout,
-        trace=common.trace,
-        tls=settings,
-    )
-    _run(run_on, config, options, common)
+app.command("tls")(common_options()(tls_command))
 
 
 @app.command()
@@ -321,16 +120,16 @@ def fcrdns(
 ) -> None:
     """Check forward-confirmed reverse DNS of an address or a host."""
     if is_ip(target):
-        address = _input(parse_ip, target)
+        address = parse_input(parse_ip, target)
         run_on = Target(label=address, ips=(address,))
     else:
-        host = _input(parse_domain, target)
+        host = parse_input(parse_domain, target)
         run_on = Target(label=host, hosts=(host,))
-    config = _dns_config(common)
+    config = dns_config(common)
     options = RunOptions(
         checks=(CheckName.FCRDNS,), check_timeout=common.check_timeout, trace=common.trace
     )
-    _run(run_on, config, options, common)
+    run_and_render(run_on, config, options, common)
 
 
 @app.command("dnsbl")
@@ -347,13 +146,13 @@ def dnsbl_command(
 ) -> None:
     """Check blocklists (DNSBL) for an address, or a domain and its MX."""
     if is_ip(target):
-        address = _input(parse_ip, target)
+        address = parse_input(parse_ip, target)
         run_on = Target(label=address, ips=(address,))
     else:
-        name = _input(parse_domain, target)
+        name = parse_input(parse_domain, target)
         run_on = Target(label=name, domain=name)
-    config = _dns_config(common)
-    zones = _dnsbl_lists(dnsbl, dnsbl_config)
+    config = dns_config(common)
+    zones = checked_dnsbl_lists(dnsbl, dnsbl_config)
     options = RunOptions(
         checks=(CheckName.DNSBL,),
         check_timeout=common.check_timeout,
@@ -361,14 +160,7 @@ def dnsbl_command(
         dnsbl_zones=zones,
         dnsbl_config=dnsbl_config,
     )
-    _run(run_on, config, options, common)
-
-
-def _dnsbl_lists(zones: list[str] | None, config: Path | None) -> tuple[str, ...]:
-    """Validate --dnsbl and --dnsbl-config before the run (a bad one is exit 2)."""
-    given = tuple(zones or ())
-    _input(lambda _: load_lists(config, given), "")
-    return given
+    run_and_render(run_on, config, options, common)
 
 
 @app.command()
@@ -400,7 +192,7 @@ def spf(
     common: CommonOptions,
 ) -> None:
     """Check a domain's SPF: lookup tree, and check_host() for --ip."""
-    ips = tuple(_input(parse_ip, text) for text in ip or ())
+    ips = tuple(parse_input(parse_ip, text) for text in ip or ())
     if ips:
         # Evaluating like a receiver: a malformed domain or sender is the RFC's result
         # (none, RFC 7208 §4.3), not a usage error.
@@ -409,13 +201,13 @@ def spf(
         except ValueError:
             target_domain = name.strip()
     else:
-        target_domain = _input(parse_domain, name)
+        target_domain = parse_input(parse_domain, name)
     target = Target(label=target_domain, domain=target_domain, ips=ips, sender=sender, helo=helo)
-    config = _dns_config(common)
+    config = dns_config(common)
     options = RunOptions(
         checks=(CheckName.SPF,), check_timeout=common.check_timeout, trace=common.trace
     )
-    _run(target, config, options, common)
+    run_and_render(target, config, options, common)
 
 
 @app.command()
@@ -427,14 +219,14 @@ def dkim(
     common: CommonOptions,
 ) -> None:
     """Check a domain's DKIM keys: named selectors, or the common ones."""
-    target_domain = _input(parse_domain, name)
-    selectors = tuple(_input(parse_selector, s) for s in dkim_selector or ())
+    target_domain = parse_input(parse_domain, name)
+    selectors = tuple(parse_input(parse_selector, s) for s in dkim_selector or ())
     target = Target(label=target_domain, domain=target_domain, dkim_selectors=selectors)
-    config = _dns_config(common)
+    config = dns_config(common)
     options = RunOptions(
         checks=(CheckName.DKIM,), check_timeout=common.check_timeout, trace=common.trace
     )
-    _run(target, config, options, common)
+    run_and_render(target, config, options, common)
 
 
 @app.command()
@@ -445,13 +237,13 @@ def dmarc(
     common: CommonOptions,
 ) -> None:
     """Check a domain's DMARC policy and its reporting."""
-    target_domain = _input(parse_domain, name)
+    target_domain = parse_input(parse_domain, name)
     target = Target(label=target_domain, domain=target_domain)
-    config = _dns_config(common)
+    config = dns_config(common)
     options = RunOptions(
         checks=(CheckName.DMARC,), check_timeout=common.check_timeout, trace=common.trace
     )
-    _run(target, config, options, common)
+    run_and_render(target, config, options, common)
 
 
 @app.command()
@@ -509,7 +301,7 @@ def batch(
     common: CommonOptions,
 ) -> None:
     """Check many domains (cron): kept reports, and what changed."""
-    parsed = _input(read_batch, _read_source(source))
+    parsed = parse_input(read_batch, read_source(source))
     if not parsed.entries:
         raise InputError(f"{source}: no domain to check")
     settings = BatchSettings(
@@ -521,12 +313,12 @@ def batch(
         fail_on=common.fail_on,
         quiet=quiet,
         at_once=at_once,
-        dkim_selectors=tuple(_input(parse_selector, x) for x in dkim_selector or ()),
+        dkim_selectors=tuple(parse_input(parse_selector, x) for x in dkim_selector or ()),
     )
-    previous = _input(lambda _: previous_document(settings), "")
-    checks = _input(parse_check_list, only) if only else CHECK_ORDER
-    config = _dns_config(common)
-    zones = _dnsbl_lists(dnsbl, dnsbl_config)
+    previous = parse_input(lambda _: previous_document(settings), "")
+    checks = parse_input(parse_check_list, only) if only else CHECK_ORDER
+    config = dns_config(common)
+    zones = checked_dnsbl_lists(dnsbl, dnsbl_config)
     options = RunOptions(
         checks=checks,
         check_timeout=common.check_timeout,
@@ -540,73 +332,9 @@ def batch(
     raise typer.Exit(outcome.exit_code)
 
 
-def _read_source(source: str) -> str:
-    try:
-        if source == "-":
-            return sys.stdin.read()
-        return Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {source}: {exc}") from None
-
-
 app.command("queue")(queue_command)
 app.command("postfix")(common_options()(postfix_command))
 app.command("relay")(common_options()(relay_command))
-
-
-def _input(parse: Callable[[str], T], text: str) -> T:
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _nameservers(given: list[str] | None) -> tuple[Nameserver, ...]:
-    specs = list(given or ())
-    if not specs:
-        specs = [s for s in re.split(r"[\s,]+", os.environ.get("MAILCHECK_NAMESERVER", "")) if s]
-    if specs:
-        return tuple(_input(parse_nameserver, spec) for spec in specs)
-    return system_nameservers()
-
-
-def _dns_config(common: CommonOptions) -> DnsConfig:
-    servers = _nameservers(common.nameserver)
-    if not servers:
-        _incomplete("no DNS resolver configured: give --nameserver or set MAILCHECK_NAMESERVER")
-    return DnsConfig(
-        servers, timeout=common.timeout, retries=common.retries, concurrency=common.concurrency
-    )
-
-
-def _run(target: Target, config: DnsConfig, options: RunOptions, common: CommonOptions) -> None:
-    report = asyncio.run(run_target(target, config, options))
-    renderer: Renderer = (
-        JsonRenderer(with_trace=common.trace)
-        if common.json
-        else RichRenderer(show_trace=common.trace)
-    )
-    renderer.render(report, sys.stdout)
-    sys.stdout.flush()
-    raise typer.Exit(_exit_code(report, common.fail_on))
-
-
-def _exit_code(report: Report, fail_on: Severity) -> int:
-    if report.dns.unanswered:
-        servers = ", ".join(report.dns.nameservers)
-        say(f"no DNS resolver answered (asked {servers}); the results above are unknown")
-        return EXIT_INCOMPLETE
-    worst = report.worst_severity()
-    if worst is not None and worst.rank >= fail_on.rank:
-        count = sum(1 for c in report.checks for f in c.findings if f.severity.rank >= fail_on.rank)
-        say(f"{report.target}: {count} finding(s) at or above {fail_on.value}")
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-def _incomplete(line: str) -> NoReturn:
-    say(line)
-    raise typer.Exit(EXIT_INCOMPLETE)
 
 
 def _version(value: bool) -> None:

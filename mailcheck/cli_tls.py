@@ -1,5 +1,8 @@
-"""The options of `mailcheck tls` and `mailcheck domain` that shape the tls check, and the
-parsing of `mailcheck tls` targets (DOMAIN, HOST:PORT, [HOST]:PORT, IP, [V6]:PORT)."""
+"""`mailcheck tls`, the options of `mailcheck tls` and `mailcheck domain` that shape the tls
+check, and the parsing of `mailcheck tls` targets (DOMAIN, HOST:PORT, [HOST]:PORT, IP, [V6]:PORT).
+
+`tls_command` is mounted by mailcheck/cli.py with the shared options (`common_options`).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ from typing import Annotated
 
 import typer
 
+from mailcheck.checks import CheckName
 from mailcheck.checks.mta_sts_fetch import policy_context
 from mailcheck.checks.tls import trusted_roots
 from mailcheck.checks.tls_sender import Level
 from mailcheck.checks.tls_settings import DEFAULT_STEP_TIMEOUT, TlsSettings
+from mailcheck.cli_common import CommonOptions, dns_config, parse_input, run_and_render
+from mailcheck.engine import RunOptions, Target
 from mailcheck.targets import is_ip, parse_domain, parse_ip
 
 NoSmtpOpt = Annotated[
@@ -151,3 +157,51 @@ def tls_settings(
         transcript=transcript,
         mta_sts_port=mta_sts_port,
     )
+
+
+def tls_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="DOMAIN|HOST:PORT",
+            help="A mail domain (its MX hosts), or HOST[:PORT], [HOST]:PORT, IP (no MX lookup).",
+        ),
+    ],
+    smtp_port: SmtpPortOpt = 25,
+    ca_file: CaFileOpt = None,
+    sender_level: SenderLevelOpt = None,
+    ehlo: EhloOpt = None,
+    smtp_timeout: SmtpTimeoutOpt = 10.0,
+    transcript: TranscriptOpt = False,
+    mta_sts_port: MtaStsPortOpt = 443,
+    *,
+    common: CommonOptions,
+) -> None:
+    """Probe STARTTLS, certificates, DANE and MTA-STS; name why TLS fails."""
+    parsed = parse_input(parse_tls_target, target)
+    settings = parse_input(
+        lambda _: tls_settings(
+            port=parsed.port or smtp_port,
+            ca_file=ca_file,
+            sender_levels=sender_level,
+            ehlo=ehlo,
+            step_timeout=smtp_timeout,
+            transcript=transcript,
+            mta_sts_port=mta_sts_port,
+        ),
+        "",
+    )
+    run_on = Target(
+        label=parsed.label,
+        domain=parsed.domain,
+        hosts=(parsed.host,) if parsed.host else (),
+        ips=(parsed.ip,) if parsed.ip else (),
+    )
+    config = dns_config(common)
+    options = RunOptions(
+        checks=(CheckName.TLS,),
+        check_timeout=common.check_timeout,
+        trace=common.trace,
+        tls=settings,
+    )
+    run_and_render(run_on, config, options, common)

@@ -294,9 +294,7 @@ class DnsClient:
         )
         return answer
 
-    async def _ask_servers(
-        self, qname: str, rdtype: str, cd: bool
-    ) -> tuple[DnsAnswer, int, bool]:
+    async def _ask_servers(self, qname: str, rdtype: str, cd: bool) -> tuple[DnsAnswer, int, bool]:
         """Try every resolver, `retries + 1` rounds, until one gives a definite outcome."""
         last = DnsAnswer(qname, rdtype, Outcome.ERROR, detail="no nameserver configured")
         attempts = 0

@@ -20,6 +20,7 @@ import enum
 import errno
 import ipaddress
 import re
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -34,6 +35,15 @@ MAX_BUFFER = 256 * 1024
 
 _REPLY_LINE = re.compile(r"([0-9]{3})([ -]?)(.*)", re.S)
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
+QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+"""Linux's TCP_QUICKACK (None elsewhere): acknowledge at once rather than after up to 40 ms.
+
+After a TLS 1.3 handshake the server sends its session tickets and then, a moment later, the
+reply to our EHLO; with Nagle on (Postfix) that reply waits until the tickets are ACKed, and
+our kernel, taking the conversation for interactive, delays that ACK. The tickets never reach
+the protocol (SSLProtocol consumes them), so the socket is told before they arrive: after the
+handshake and after each write. The flag is not sticky (the kernel re-enters delayed-ACK mode
+on its own), hence every time."""
 
 
 class FailureKind(enum.StrEnum):
@@ -167,6 +177,7 @@ class SmtpConnection:
         self._pipe = pipe
         self._started = started
         self._transcript: list[TranscriptLine] = []
+        self._socket = transport.get_extra_info("socket")
         self.tls = False
         """True once the connection has been upgraded to TLS."""
 
@@ -187,7 +198,7 @@ class SmtpConnection:
                 transport, _ = await loop.create_connection(lambda: pipe, ip, port)
         except TimeoutError:
             return SmtpFailure(
-                FailureKind.TIMEOUT, f"no answer within {timeout:g} s", _ms_since(began)
+                FailureKind.TIMEOUT, f"no answer within {round(timeout, 3):g} s", _ms_since(began)
             )
         except OSError as exc:
             return SmtpFailure(_connect_kind(exc), _errno_text(exc), _ms_since(began))
@@ -216,6 +227,7 @@ class SmtpConnection:
             self._transcript.append(TranscriptLine(self.elapsed_ms(), "C", line))
         data = b"".join(line.encode("ascii", errors="replace") + b"\r\n" for line in lines)
         self._transport.write(data)
+        self._quickack()
         return None
 
     async def command(self, line: str, timeout: float) -> Reply | SmtpFailure:
@@ -270,7 +282,9 @@ class SmtpConnection:
                 )
         except TimeoutError:
             failure = SmtpFailure(
-                FailureKind.TIMEOUT, f"no handshake within {timeout:g} s", _ms_since(began)
+                FailureKind.TIMEOUT,
+                f"no handshake within {round(timeout, 3):g} s",
+                _ms_since(began),
             )
         except ssl.SSLError as exc:
             failure = SmtpFailure(
@@ -284,6 +298,7 @@ class SmtpConnection:
             else:
                 self._transport = transport
                 self.tls = True
+                self._quickack()
                 established = _established(transport, _ms_since(began))
                 self.note(
                     f"TLS established: {established.version} {established.cipher} "
@@ -294,6 +309,15 @@ class SmtpConnection:
         self._transport.close()
         self.note(f"TLS handshake failed: {failure.detail}")
         return failure
+
+    def _quickack(self) -> None:
+        """Ask the kernel to ACK what arrives next at once (see QUICKACK); no-op elsewhere."""
+        if QUICKACK is None or self._socket is None:
+            return
+        try:
+            self._socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+        except OSError:  # a closed socket, or a platform without the option after all
+            pass
 
     def close(self) -> None:
         """Close without waiting (abort: nothing is left to say after QUIT)."""
@@ -328,7 +352,7 @@ class SmtpConnection:
                 async with asyncio.timeout(left):
                     await pipe.arrived.wait()
             except TimeoutError:
-                detail = f"no complete reply within {timeout:g} s"
+                detail = f"no complete reply within {round(timeout, 3):g} s"
                 self.note(detail)
                 return SmtpFailure(FailureKind.TIMEOUT, detail, _ms_since(began))
 

@@ -20,13 +20,13 @@ from typing import Any
 
 from cryptography import x509
 
-from mailcheck.checks.tls_cert import (
+from mailcheck.checks.tls_cert import verify_to_anchors
+from mailcheck.checks.tls_cert_parse import (
     CertInfo,
     ParsedChain,
     aware_utc,
     parse_chain,
     subject_text,
-    verify_to_anchors,
 )
 
 __all__ = [
@@ -190,9 +190,14 @@ class DaneVerdict:
         return tuple(r.record for r in self.results)
 
     @property
+    def matches(self) -> tuple[RecordResult, ...]:
+        """Every record that authenticates the server, in order (a sender needs one)."""
+        return tuple(r for r in self.results if r.outcome is TlsaOutcome.MATCH)
+
+    @property
     def matched(self) -> RecordResult | None:
-        """The first record that authenticates the server, if any."""
-        return next((r for r in self.results if r.outcome is TlsaOutcome.MATCH), None)
+        """The first record that authenticates the server, if any (`dane.match` names all)."""
+        return self.matches[0] if self.matches else None
 
     @property
     def usable(self) -> tuple[TlsaRecord, ...]:
@@ -201,10 +206,19 @@ class DaneVerdict:
 
     @property
     def dane_ee_ok(self) -> bool:
-        """A DANE-EE record matched: the server is authenticated whatever its CA/names/dates."""
-        return any(
-            r.outcome is TlsaOutcome.MATCH and r.record.usage == DANE_EE for r in self.results
-        )
+        """Some DANE-EE record matched: the leaf is pinned, whatever its CA, names and dates.
+
+        Whether it matched, not whether it counts: senders use only DNSSEC-signed records.
+        """
+        return any(r.record.usage == DANE_EE for r in self.matches)
+
+    @property
+    def dane_ta_ok(self) -> bool:
+        """Some DANE-TA record matched: the leaf verifies (dates, name) up to a pinned CA.
+
+        Whether it matched, not whether it counts: senders use only DNSSEC-signed records.
+        """
+        return any(r.record.usage == DANE_TA for r in self.matches)
 
     def to_json(self) -> dict[str, Any]:
         """The verdict as the JSON report shows it."""
@@ -222,19 +236,21 @@ class DaneVerdict:
 
 def match_tlsa(
     records: Sequence[TlsaRecord],
-    chain_der: Sequence[bytes],
+    chain: ParsedChain | Sequence[bytes],
     names: Sequence[str],
     *,
     now: datetime,
 ) -> DaneVerdict:
-    """Match every TLSA record against the served chain (DER, leaf first), as DANE senders do.
+    """Match every TLSA record against the served chain, as DANE senders do.
 
-    `names` are the reference identifiers for DANE-TA (RFC 7672 §3.2.2): the TLSA base domain
-    and, if different, the MX host name. DANE-EE ignores them.
+    `chain` is what `parse_chain` made of the served certificates, or their DER (leaf first),
+    parsed here. `names` are the reference identifiers for DANE-TA (RFC 7672 §3.2.2): the TLSA
+    base domain and, if different, the MX host name. DANE-EE ignores them.
     """
     wanted = tuple(n.rstrip(".").lower() for n in names if n.strip("."))
     now = aware_utc(now)
-    chain = parse_chain(chain_der)
+    if not isinstance(chain, ParsedChain):
+        chain = parse_chain(chain)
     results = []
     for record in records:
         if not record.usable:
@@ -244,15 +260,15 @@ def match_tlsa(
             continue
         try:
             if record.usage == DANE_EE:
-                results.append(_match_ee(record, chain, chain_der))
+                results.append(_match_ee(record, chain))
             else:
-                results.append(_match_ta(record, chain, chain_der, wanted, now))
+                results.append(_match_ta(record, chain, wanted, now))
         except Exception as exc:  # noqa: BLE001 - a certificate we cannot judge is a verdict
             detail = f"could not be matched: {type(exc).__name__}: {exc}"
             results.append(RecordResult(record, TlsaOutcome.MISMATCH, None, detail))
     leaf = chain.leaf
     return DaneVerdict(
-        tuple(results), wanted, len(chain_der), leaf.spki_sha256 if leaf else "", chain.problems
+        tuple(results), wanted, len(chain.der), leaf.spki_sha256 if leaf else "", chain.problems
     )
 
 
@@ -271,20 +287,19 @@ def association(record: TlsaRecord, cert_der: bytes, info: CertInfo | None) -> b
     return data
 
 
-def _matching_depths(
-    record: TlsaRecord, chain: ParsedChain, chain_der: Sequence[bytes]
-) -> list[int]:
+def _matching_depths(record: TlsaRecord, chain: ParsedChain) -> list[int]:
+    # The DER as sent, not as parsed: a `x 0 x` record can match bytes no parser accepts.
     return [
         depth
-        for depth, der in enumerate(chain_der)
+        for depth, der in enumerate(chain.der)
         if association(record, der, chain.certs[depth]) == record.data
     ]
 
 
-def _match_ee(record: TlsaRecord, chain: ParsedChain, chain_der: Sequence[bytes]) -> RecordResult:
-    if not chain_der:
+def _match_ee(record: TlsaRecord, chain: ParsedChain) -> RecordResult:
+    if not chain.der:
         return RecordResult(record, TlsaOutcome.MISMATCH, None, "the server sent no certificate")
-    depths = _matching_depths(record, chain, chain_der)
+    depths = _matching_depths(record, chain)
     if 0 in depths:
         # RFC 7672 §3.1.1: the leaf's key (or certificate) is all that counts, not its
         # names, dates or issuer.
@@ -306,12 +321,11 @@ def _match_ee(record: TlsaRecord, chain: ParsedChain, chain_der: Sequence[bytes]
 def _match_ta(
     record: TlsaRecord,
     chain: ParsedChain,
-    chain_der: Sequence[bytes],
     names: tuple[str, ...],
     now: datetime,
 ) -> RecordResult:
     leaf = chain.leaf
-    depths = [d for d in _matching_depths(record, chain, chain_der) if d > 0]
+    depths = [d for d in _matching_depths(record, chain) if d > 0]
     anchors: list[tuple[int | None, x509.Certificate]] = [
         (d, c.cert) for d in depths if (c := chain.certs[d]) is not None
     ]
@@ -321,7 +335,7 @@ def _match_ta(
         if published is not None:
             anchors = [(None, published.cert)]
     if not anchors:
-        sent = len(chain_der)
+        sent = len(chain.der)
         detail = (
             "DANE-TA: the server sent only its own certificate, so the CA this record pins is "
             "not in the chain"
@@ -330,7 +344,7 @@ def _match_ta(
             "the server sent after its own (a record for a root CA needs the server to send "
             "that root too)"
         )
-        if 0 in _matching_depths(record, chain, chain_der):
+        if 0 in _matching_depths(record, chain):
             detail += "; it matches the server's own certificate, which DANE-TA does not pin"
         return RecordResult(record, TlsaOutcome.TA_NOT_IN_CHAIN, None, detail)
     if leaf is None:

@@ -2,8 +2,9 @@
 
 A DANE sender that finds usable, DNSSEC-signed TLSA records insists on TLS and on a match;
 anything else and it defers the mail (RFC 7672 §2.2). So every "no match" is an error while
-the records are signed; unsigned records are ignored by senders (the lead reports that), and
-the same problems are then warnings about what signing the zone would break.
+the records are signed. Senders ignore unsigned records (`dane.tlsa-unsigned` says so), so
+the same problems are then warnings about what signing the zone would break, and every
+message, `dane.match` included, says that nothing is authenticated or deferred today.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ if TYPE_CHECKING:
 
 CHECK = "tls"
 MakeFinding = Callable[..., Finding]
+DANE_SENDERS = "DANE senders (Postfix or Exim with DANE enabled, Microsoft 365 and others)"
 DEFERRING = (
-    "DANE senders (Postfix or Exim with DANE enabled, Microsoft 365 and others) defer mail to "
-    "this host right now, and keep retrying until the mail expires and bounces."
+    f"{DANE_SENDERS} defer mail to this host right now, and keep retrying until the mail "
+    "expires and bounces."
+)
+UNSIGNED = (
+    "These records are not DNSSEC-signed, so senders ignore them today; once the zone is "
+    f"signed, {DANE_SENDERS} would defer mail to this host."
 )
 
 
@@ -40,13 +46,8 @@ def dane_findings(
     if not records:
         return ()
     owner = f"_{port}._tcp.{host.rstrip('.')}"
+    # Severity follows the signing: unsigned records break nothing until the zone is signed.
     fail = Severity.ERROR if tlsa_secure else Severity.WARNING
-    unsigned = (
-        ""
-        if tlsa_secure
-        else " These records are not DNSSEC-signed, so senders ignore them today; once the zone "
-        "is signed, this breaks delivery."
-    )
     base: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -71,7 +72,12 @@ def dane_findings(
                 "dane.no-starttls",
                 fail,
                 f"{host} publishes TLSA records at {owner} but did not offer STARTTLS: DANE "
-                f"senders require authenticated TLS there, so they defer all mail to it.{unsigned}",
+                "senders require authenticated TLS there, so they defer all mail to it."
+                if tlsa_secure
+                else f"{host} publishes TLSA records at {owner} but did not offer STARTTLS. "
+                "These records are not DNSSEC-signed, so senders ignore them today; once the "
+                "zone is signed, DANE senders would require authenticated TLS there and defer "
+                "all mail to it.",
                 "Enable STARTTLS with the certificate the TLSA records pin (Postfix: "
                 "smtpd_tls_security_level = may and smtpd_tls_chain_files), or, if the host "
                 "cannot offer TLS, remove its TLSA records. See the STARTTLS findings for why "
@@ -80,8 +86,8 @@ def dane_findings(
             )
         )
     elif verdict is not None:
-        found.extend(_matching(host, owner, verdict, fail, unsigned, publish, finding))
-    found.extend(_unusable(owner, records, fail, publish, finding))
+        found.extend(_matching(host, owner, verdict, tlsa_secure, publish, finding))
+    found.extend(_unusable(owner, records, tlsa_secure, publish, finding))
     selector0 = [r for r in records if r.usable and r.selector == 0]
     if selector0:
         found.append(
@@ -104,24 +110,16 @@ def _matching(
     host: str,
     owner: str,
     verdict: DaneVerdict,
-    fail: Severity,
-    unsigned: str,
+    tlsa_secure: bool,
     publish: str,
     finding: MakeFinding,
 ) -> list[Finding]:
-    matched = verdict.matched
-    if matched is not None:
-        return [
-            finding(
-                "dane.match",
-                Severity.INFO,
-                f"{host} is authenticated by DANE: TLSA record '{_short(matched.record)}' at "
-                f"{owner} matches. {matched.detail}.",
-                matched=matched.to_json(),
-            )
-        ]
+    if verdict.matches:
+        return [_match(host, owner, verdict, tlsa_secure=tlsa_secure, finding=finding)]
     if not verdict.usable:
         return []  # nothing to match: _unusable says why
+    fail = Severity.ERROR if tlsa_secure else Severity.WARNING
+    defers = DEFERRING if tlsa_secure else UNSIGNED
     groups: dict[str, list[RecordResult]] = {}
     for r in verdict.results:
         if r.record.usable:
@@ -134,7 +132,7 @@ def _matching(
                 "dane.mismatch",
                 fail,
                 f"No TLSA record at {owner} matches the certificate {host} presents: "
-                f"{_details(mismatched)}. {DEFERRING}{unsigned}",
+                f"{_details(mismatched)}. {defers}",
                 f"Publish {publish} (the key the server uses now) next to the existing "
                 "records, or put the previous key back on the server. For future key changes, "
                 "publish the new key's record at least two TTLs before switching.",
@@ -169,8 +167,7 @@ def _matching(
                 finding(
                     code,
                     fail,
-                    f"No TLSA record at {owner} authenticates {host}: {_details(failed)}. "
-                    f"{DEFERRING}{unsigned}",
+                    f"No TLSA record at {owner} authenticates {host}: {_details(failed)}. {defers}",
                     remedy,
                     rfc,
                     records=[r.to_json() for r in failed],
@@ -180,18 +177,30 @@ def _matching(
 
 
 def _unusable(
-    owner: str, records: Sequence[TlsaRecord], fail: Severity, publish: str, finding: MakeFinding
+    owner: str,
+    records: Sequence[TlsaRecord],
+    tlsa_secure: bool,
+    publish: str,
+    finding: MakeFinding,
 ) -> list[Finding]:
     none_usable = not any(r.usable for r in records)
     # With nothing usable, `dane` senders fall back to unauthenticated TLS and `dane-only`
-    # senders defer (RFC 7672 §2.2): DANE is broken, not merely untidy.
-    severity = fail if none_usable else Severity.WARNING
-    consequence = (
-        " No usable TLSA record remains: DANE does not protect this host, and senders that "
-        "require DANE defer mail to it."
-        if none_usable
-        else " Senders skip them and use the other records."
-    )
+    # senders defer (RFC 7672 §2.2): DANE is broken, not merely untidy. Unsigned records
+    # break nothing yet (senders ignore them), like every other DANE finding.
+    severity = Severity.ERROR if none_usable and tlsa_secure else Severity.WARNING
+    if not none_usable:
+        consequence = " Senders skip them and use the other records."
+    elif tlsa_secure:
+        consequence = (
+            " No usable TLSA record remains: DANE does not protect this host, and senders that "
+            "require DANE defer mail to it."
+        )
+    else:
+        consequence = (
+            " No usable TLSA record remains. These records are not DNSSEC-signed, so senders "
+            "ignore them today; once the zone is signed, DANE would not protect this host and "
+            "senders that require DANE would defer mail to it."
+        )
     found = []
     pkix = [r for r in records if r.pkix_usage and not r.malformed]
     if pkix:
@@ -220,6 +229,31 @@ def _unusable(
             )
         )
     return found
+
+
+def _match(
+    host: str, owner: str, verdict: DaneVerdict, *, tlsa_secure: bool, finding: MakeFinding
+) -> Finding:
+    """`dane.match`, naming every matching record; "authenticated" only when they are signed."""
+    matches = verdict.matches
+    first = matches[0]
+    if len(matches) == 1:
+        what = f"TLSA record '{_short(first.record)}' at {owner} matches. {first.detail}."
+    else:
+        what = f"TLSA records at {owner} match: {_details(matches)}."
+    message = (
+        f"{host} is authenticated by DANE: {what}"
+        if tlsa_secure
+        else f"{what} These records are not DNSSEC-signed, so senders ignore them: DANE does "
+        f"not authenticate {host} until the zone is signed."
+    )
+    return finding(
+        "dane.match",
+        Severity.INFO,
+        message,
+        matched=first.to_json(),
+        matches=[r.to_json() for r in matches],
+    )
 
 
 def _rollover(

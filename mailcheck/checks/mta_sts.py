@@ -8,6 +8,7 @@ The parsers and the MX pattern matcher live in `mta_sts_record`, the facts in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,16 +54,8 @@ __all__ = [
 ]
 
 
-def _finding(
-    code: str,
-    severity: Severity,
-    message: str,
-    evidence: dict[str, Any],
-    remedy: str = "",
-    rfc: str = "",
-    indeterminate: bool = False,
-) -> Finding:
-    return Finding(CHECK, code, severity, message, evidence, remedy, rfc, indeterminate)
+_finding = functools.partial(Finding, CHECK)
+"""A finding of the tls check: Finding without its first argument."""
 
 
 def evaluate_mta_sts(

@@ -124,7 +124,7 @@ async def _gather(ctx: CheckContext, started: list[asyncio.Future[Any]]) -> TlsO
         mx=mx_answer,
         hosts=tuple(h.host for h in hosts),
         host_lookups={h.host: h.lookups for h in hosts},
-        tlsa={lu.host: lu for lu in tlsa if lu is not None},
+        tlsa={h.host: lu for h, lu in zip(hosts, tlsa, strict=True) if lu is not None},
         addresses=addresses,
         mta_sts=mta_sts,
         root_keys=root_keys,
@@ -142,6 +142,16 @@ async def _resolve(dns: DnsClient, host: str) -> _Host:
 async def _tlsa(dns: DnsClient, host: str, port: int) -> TlsaLookup | None:
     if is_ip(host):
         return None  # DANE needs a name: no TLSA owner for an address literal
+    # RFC 7672 §2.2.2: an MX host reached through a CNAME chain that validated as secure has
+    # its TLSA records at the fully expanded name first, then at its own name.
+    for rdtype in ("A", "AAAA"):
+        address = await dns.query(host, rdtype)  # the lookup the MX check makes anyway
+        if address.cname_chain:
+            if address.authenticated:
+                expanded = await lookup_tlsa(dns, address.canonical_name.rstrip("."), port)
+                if expanded.state not in (TlsaState.NONE, TlsaState.NONE_INSECURE):
+                    return expanded
+            break
     return await lookup_tlsa(dns, host, port)
 
 

@@ -1,28 +1,23 @@
 """Judging an MX host's certificate chain the way verifying (PKIX) senders do. Pure.
 
-`judge_chain` takes the chain a server sent (DER, leaf first) and answers separately each
-question a sender's single "verification failed" hides: does it chain to a trusted root,
-does it name the MX host, is it within its dates, is the intermediate missing, is it
-self-signed, is the key weak, is it signed with SHA-1. `cert_findings` turns the verdict
-into findings whose severity depends on whether any sender is required to verify (MTA-STS
-enforce) and whether DANE-EE already authenticates the server.
+`judge_chain` takes the chain a server sent (DER, leaf first, or already parsed by
+`parse_chain`) and answers separately each question a sender's single "verification failed"
+hides: does it chain to a trusted root, does it name the MX host, is it within its dates, is
+the intermediate missing, is it self-signed, is the key weak, is it signed with SHA-1.
+`cert_findings` turns the verdict into findings whose severity depends on whether any sender
+is required to verify (MTA-STS enforce) and whether DANE already authenticates the server.
+Reading certificates (CertInfo, parse_chain, load_roots) is in tls_cert_parse; its public
+names are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import (
     Criticality,
     DNSName,
@@ -32,6 +27,16 @@ from cryptography.x509.verification import (
 )
 
 from mailcheck.checks.tls_cert_findings import cert_findings
+from mailcheck.checks.tls_cert_parse import (
+    CertInfo,
+    ParsedChain,
+    aware_utc,
+    error_text,
+    iso_time,
+    load_roots,
+    parse_chain,
+    subject_text,
+)
 
 __all__ = [
     "aware_utc",
@@ -47,85 +52,8 @@ __all__ = [
     "verify_to_anchors",
 ]
 
-SYSTEM_CA_FILE = Path("/etc/ssl/certs/ca-certificates.crt")
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
-
-
-@dataclass(frozen=True)
-class CertInfo:
-    """What one certificate of a served chain says about itself."""
-
-    cert: x509.Certificate
-    """The parsed certificate (for verification; not part of the JSON)."""
-    subject: str
-    """The subject, RFC 4514 text."""
-    issuer: str
-    """The issuer, RFC 4514 text."""
-    common_names: tuple[str, ...]
-    """The subject's CN values (names only count when there is no SAN, RFC 6125 §6.4.4)."""
-    sans: tuple[str, ...]
-    """The subjectAltName dNSNames, in order."""
-    not_before: datetime
-    """Start of validity, UTC."""
-    not_after: datetime
-    """End of validity, UTC."""
-    key_type: str
-    """`RSA`, `EC`, `Ed25519`, `Ed448`, `DSA` or `unknown`."""
-    key_bits: int
-    """The key size in bits (0 when unknown)."""
-    signature_hash: str
-    """The hash of the issuer's signature (`sha256`, `sha1`...), empty for Ed25519/Ed448."""
-    self_signed: bool
-    """Issuer equals subject and the certificate's own key checks its signature."""
-    is_ca: bool
-    """basicConstraints says CA."""
-    spki_sha256: str
-    """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (what `3 1 1` pins)."""
-    spki_der: bytes
-    """The DER SubjectPublicKeyInfo (TLSA selector 1); empty when the key is unreadable."""
-    der: bytes
-    """The certificate, DER (TLSA selector 0)."""
-
-    @property
-    def key(self) -> str:
-        """The key as a person reads it, e.g. `RSA 2048`."""
-        return f"{self.key_type} {self.key_bits}" if self.key_bits else self.key_type
-
-    def to_json(self, depth: int) -> dict[str, Any]:
-        """One served certificate as the JSON report shows it."""
-        return {
-            "depth": depth,
-            "subject": self.subject,
-            "issuer": self.issuer,
-            "sans": list(self.sans),
-            "not_before": _iso(self.not_before),
-            "not_after": _iso(self.not_after),
-            "key": self.key,
-            "signature_hash": self.signature_hash,
-            "self_signed": self.self_signed,
-            "spki_sha256": self.spki_sha256,
-        }
-
-
-@dataclass(frozen=True)
-class ParsedChain:
-    """A served chain, parsed certificate by certificate; what cannot be read is a problem."""
-
-    certs: tuple[CertInfo | None, ...]
-    """One entry per certificate sent, leaf first; None where it could not be decoded."""
-    problems: tuple[str, ...]
-    """Why some certificate (or part of one) could not be read."""
-
-    @property
-    def leaf(self) -> CertInfo | None:
-        """The server's own certificate, if it was sent and readable."""
-        return self.certs[0] if self.certs else None
-
-    @property
-    def others(self) -> tuple[x509.Certificate, ...]:
-        """The readable certificates after the leaf (the intermediates a verifier may use)."""
-        return tuple(c.cert for c in self.certs[1:] if c is not None)
 
 
 @dataclass(frozen=True)
@@ -181,7 +109,7 @@ class ChainVerdict:
             "subject": leaf.subject if leaf else None,
             "issuer": leaf.issuer if leaf else None,
             "sans": list(leaf.sans) if leaf else [],
-            "not_after": _iso(leaf.not_after) if leaf else None,
+            "not_after": iso_time(leaf.not_after) if leaf else None,
             "days_left": self.days_left,
             "pkix_valid": self.pkix_valid,
             "chain_trusted": self.chain_trusted,
@@ -202,32 +130,25 @@ class ChainVerdict:
         }
 
 
-def parse_chain(chain_der: Sequence[bytes]) -> ParsedChain:
-    """Parse every certificate a server sent; garbage becomes a problem, never an exception."""
-    certs: list[CertInfo | None] = []
-    problems: list[str] = []
-    for depth, der in enumerate(chain_der):
-        info, problem = _parse_one(der)
-        certs.append(info)
-        if problem:
-            problems.append(f"certificate at depth {depth}: {problem}")
-    return ParsedChain(tuple(certs), tuple(problems))
-
-
 def judge_chain(
-    chain_der: Sequence[bytes],
+    chain: ParsedChain | Sequence[bytes],
     host: str,
     *,
     now: datetime,
     roots: Sequence[x509.Certificate],
 ) -> ChainVerdict:
-    """Judge a served chain (DER, leaf first) for MX host `host` against trusted `roots`."""
+    """Judge a served chain for MX host `host` against trusted `roots`.
+
+    `chain` is what `parse_chain` made of the served certificates, or their DER (leaf first),
+    parsed here; a caller that also matches TLSA records parses once and passes the result.
+    """
     host = host.rstrip(".").lower()
     now = aware_utc(now)
-    chain = parse_chain(chain_der)
+    if not isinstance(chain, ParsedChain):
+        chain = parse_chain(chain)
     leaf = chain.leaf
     if leaf is None:
-        reason = "the server sent no certificate" if not chain_der else chain.problems[0]
+        reason = "the server sent no certificate" if not chain.der else chain.problems[0]
         return ChainVerdict(
             host=host,
             chain=chain,
@@ -315,10 +236,10 @@ def verify_to_anchors(
                 verifier = builder.build_server_verifier(DNSName(name))
                 return tuple(verifier.verify(leaf, list(intermediates))), ""
             except Exception as exc:  # noqa: BLE001 - any verifier failure is a verdict
-                error = error or _short(exc)
+                error = error or error_text(exc)
         return (), error
     except Exception as exc:  # noqa: BLE001 - bad input to the verifier is a verdict too
-        return (), _short(exc)
+        return (), error_text(exc)
 
 
 def name_matches(info: CertInfo, host: str) -> bool:
@@ -330,149 +251,6 @@ def name_matches(info: CertInfo, host: str) -> bool:
     wanted = host.rstrip(".").lower()
     presented = info.sans or info.common_names
     return any(_name_covers(p.rstrip(".").lower(), wanted) for p in presented)
-
-
-def load_roots(ca_file: Path | None) -> tuple[x509.Certificate, ...]:
-    """The trusted roots: `ca_file` (PEM), else the system store, else certifi's bundle.
-
-    Raises ValueError with a one-line message when the file is missing, unreadable or holds
-    no certificate (the CLI turns it into exit status 2).
-    """
-    if ca_file is None:
-        ca_file = SYSTEM_CA_FILE
-        if not ca_file.is_file():
-            try:
-                import certifi
-            except ImportError as exc:
-                raise ValueError(
-                    f"no system CA store at {SYSTEM_CA_FILE} and certifi is not installed; "
-                    "pass --ca-file"
-                ) from exc
-            ca_file = Path(certifi.where())
-    try:
-        data = ca_file.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read CA file {ca_file}: {exc.strerror or exc}") from exc
-    roots = _load_certificates(data)
-    if not roots:
-        raise ValueError(f"CA file {ca_file} holds no readable certificate")
-    return roots
-
-
-def subject_text(cert: x509.Certificate) -> str:
-    """The subject as RFC 4514 text, never an exception."""
-    try:
-        return cert.subject.rfc4514_string()
-    except Exception:  # noqa: BLE001 - a name we cannot print is still a certificate
-        return "(unprintable subject)"
-
-
-def aware_utc(when: datetime) -> datetime:
-    """Naive times are taken as UTC (certificate dates are UTC and aware)."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _load_certificates(data: bytes) -> tuple[x509.Certificate, ...]:
-    marker = b"-----BEGIN CERTIFICATE-----"
-    if marker not in data:
-        try:
-            return (x509.load_der_x509_certificate(data),)
-        except ValueError:
-            return ()
-    found = []
-    with warnings.catch_warnings():
-        # Some roots in system bundles have negative serials: cryptography warns, we trust.
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        for block in data.split(marker)[1:]:
-            try:
-                found.append(x509.load_pem_x509_certificate(marker + block))
-            except ValueError:
-                continue  # one bad entry in a bundle must not hide the others
-    return tuple(found)
-
-
-def _parse_one(der: bytes) -> tuple[CertInfo | None, str]:
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
-        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-        common_names = tuple(
-            str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        )
-    except Exception as exc:  # noqa: BLE001 - undecodable input is data
-        return None, f"not a decodable X.509 certificate ({_short(exc)})"
-    problems = []
-    sans: tuple[str, ...] = ()
-    is_ca = False
-    try:
-        extensions = cert.extensions
-    except Exception as exc:  # noqa: BLE001
-        problems.append(f"extensions unreadable ({_short(exc)})")
-    else:
-        for ext in extensions:
-            if isinstance(ext.value, x509.SubjectAlternativeName):
-                sans = tuple(ext.value.get_values_for_type(x509.DNSName))
-            elif isinstance(ext.value, x509.BasicConstraints):
-                is_ca = ext.value.ca
-    key_type, key_bits, spki = "unknown", 0, b""
-    try:
-        key = cert.public_key()
-        key_type, key_bits = _describe_key(key)
-        spki = key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    except Exception as exc:  # noqa: BLE001
-        problems.append(f"public key unreadable ({_short(exc)})")
-    try:
-        algorithm = cert.signature_hash_algorithm
-        signature_hash = algorithm.name if algorithm is not None else ""
-    except Exception:  # noqa: BLE001 - an unknown algorithm is still a certificate
-        signature_hash = cert.signature_algorithm_oid.dotted_string
-    info = CertInfo(
-        cert=cert,
-        subject=subject,
-        issuer=issuer,
-        common_names=common_names,
-        sans=sans,
-        not_before=not_before,
-        not_after=not_after,
-        key_type=key_type,
-        key_bits=key_bits,
-        signature_hash=signature_hash,
-        self_signed=_signed_by_itself(cert),
-        is_ca=is_ca,
-        spki_sha256=hashlib.sha256(spki).hexdigest() if spki else "",
-        spki_der=spki,
-        der=der,
-    )
-    return info, "; ".join(problems)
-
-
-def _describe_key(key: object) -> tuple[str, int]:
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "EC", key.curve.key_size
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519", 256
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448", 456
-    if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size
-    return "unknown", 0
-
-
-def _signed_by_itself(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except InvalidSignature:
-        return False  # same name as its issuer, but another key signed it
-    except Exception:  # noqa: BLE001
-        # SHA-1 and other legacy signatures cannot be checked here; the names say enough.
-        return True
-    return True
 
 
 def _weak_key(info: CertInfo) -> bool:
@@ -516,17 +294,3 @@ def _missing_issuer(chain: ParsedChain, root_subjects: set[x509.Name]) -> str:
         return ""
     sent = {c.cert.subject for c in chain.certs[1:] if c is not None}
     return "" if leaf.cert.issuer in sent else leaf.issuer
-
-
-def _short(exc: BaseException) -> str:
-    """The verifier's one-line reason, without its prefixes and object dumps."""
-    text = str(exc).split(" (encountered processing", 1)[0].strip()
-    text = text.splitlines()[0] if text else type(exc).__name__
-    text = text.removeprefix("validation failed: ").removeprefix("candidates exhausted: ")
-    if text.startswith("all candidates exhausted"):
-        return "no chain to a trusted root could be built from the certificates sent"
-    return text
-
-
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -4,7 +4,8 @@ Severity is policy. Opportunistic SMTP (most mail) encrypts to any certificate, 
 certificate only stops senders that verify: Postfix `verify`/`secure`, MTA-STS senders,
 DANE-TA. Without an MTA-STS enforce policy those are a minority, so the findings are
 warnings; with one (`pkix_required`), MTA-STS senders (Gmail, Microsoft 365...) defer, so
-they are errors. DANE-EE senders look at none of this (RFC 7672 §3.1.1).
+they are errors. DANE-EE senders look at none of this (RFC 7672 §3.1.1), and a DANE-TA record
+that matched pins its own CA, so a matching signed TLSA record is named in every message.
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ def cert_findings(
     *,
     pkix_required: bool,
     dane_ee_ok: bool,
+    dane_ta_ok: bool = False,
 ) -> tuple[Finding, ...]:
-    """What is wrong with the certificate `host` [`ip`] sent, for a person to act on."""
+    """What is wrong with the certificate `host` [`ip`] sent, for a person to act on.
+
+    `dane_ee_ok`/`dane_ta_ok`: a DNSSEC-signed DANE-EE/DANE-TA record matched this chain.
+    """
     where = f"{host} [{ip}]" if ip else host
     severity = Severity.ERROR if pkix_required else Severity.WARNING
-    impact = _impact(pkix_required, dane_ee_ok)
+    impact = _impact(pkix_required, dane_ee_ok, dane_ta_ok)
     base = {"host": host, "ip": ip, **verdict.to_json()}
 
     def finding(code: str, message: str, remedy: str, rfc: str = "", **extra: Any) -> Finding:
@@ -220,11 +225,17 @@ def _dates(where: str, verdict: ChainVerdict, finding: MakeFinding) -> list[Find
     return found
 
 
-def _impact(pkix_required: bool, dane_ee_ok: bool) -> str:
+def _impact(pkix_required: bool, dane_ee_ok: bool, dane_ta_ok: bool) -> str:
     if pkix_required:
         text = (
             "The domain's MTA-STS policy is in enforce mode, so MTA-STS senders (Gmail, "
             "Microsoft 365 and others) will not deliver to this host."
+        )
+    elif dane_ee_ok or dane_ta_ok:
+        text = (
+            "Opportunistic senders (most mail) still deliver, but senders that verify "
+            "certificates against public roots (Postfix 'verify'/'secure' levels, MTA-STS) "
+            "do not."
         )
     else:
         text = (
@@ -233,7 +244,17 @@ def _impact(pkix_required: bool, dane_ee_ok: bool) -> str:
             "DANE-EE senders do not look at the certificate's CA, names or dates."
         )
     if dane_ee_ok:
-        text += " A DANE-EE TLSA record matches this server's key, so DANE senders still deliver."
+        # RFC 7672 §3.1.1: DANE-EE pins the leaf alone, whatever its CA, names and dates.
+        text += (
+            " A DNSSEC-signed DANE-EE TLSA record matches this server's own key or "
+            "certificate, so DANE senders still deliver."
+        )
+    elif dane_ta_ok:
+        # RFC 7672 §3.1.2: the pinned CA is the trust anchor, public roots do not matter.
+        text += (
+            " A DNSSEC-signed DANE-TA TLSA record pins a CA this chain verifies up to (with "
+            "the host's name, within its dates), so DANE senders still deliver."
+        )
     return text
 
 

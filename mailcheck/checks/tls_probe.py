@@ -13,29 +13,49 @@ session, so that our post-TLS EHLO gets the RSET's reply and our QUIT gets the E
 costs no waiting. A server that refuses pipelined STARTTLS as a synchronisation error is
 probed once more without it.
 
-The judgement of what the session shows lives in tls_session.py; certificates are judged from
-`SmtpProbe.tls.chain_der` elsewhere.
+Every step has its own time limit (`ProbeTimeouts`), and the whole probe may have one more
+(`deadline`): a tarpit that answers each step just in time would otherwise hold one address for
+six or more step limits. When the deadline runs out, the probe stops where it is and reports
+that step as stopped, keeping everything seen before.
+
+The facts it returns (`SmtpProbe` and its parts, in tls_probe_result.py, importable from here)
+are judged in tls_session.py; certificates from `SmtpProbe.tls.chain_der` elsewhere.
 """
 
 from __future__ import annotations
 
-import base64
-import enum
 import re
 import ssl
 import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any
 
+from mailcheck.checks.tls_probe_result import (
+    HandshakeError,
+    SmtpProbe,
+    Step,
+    Stopped,
+    TlsResult,
+)
 from mailcheck.smtp import (
     FailureKind,
     Reply,
     SmtpConnection,
     SmtpFailure,
-    TlsEstablished,
     TranscriptLine,
 )
+
+__all__ = [
+    "INJECTED",
+    "HandshakeError",
+    "ProbeTimeouts",
+    "SmtpProbe",
+    "Step",
+    "Stopped",
+    "TlsResult",
+    "permissive_context",
+    "probe_smtp",
+]
 
 INJECTED = "RSET"
 """The command pipelined with STARTTLS: harmless, and answered with 250 by every server."""
@@ -44,6 +64,9 @@ _MASKED = re.compile(r"X{4,}[A-Z]?", re.I)
 _ASTERISK_BANNER = re.compile(r"[\s*0-9]*\*{10,}[\s*0-9]*")
 """Cisco PIX/ASA SMTP fixup replaces the greeting text with asterisks."""
 _SYNC_ERROR = re.compile(r"synchroni[sz]|pipelin|too soon|talk(ed|s)? too soon", re.I)
+_SLACK = 0.005
+"""A step that timed out this close to the deadline (seconds) ran into the deadline."""
+_NO_TIME_LEFT = SmtpFailure(FailureKind.TIMEOUT, "no time left", 0)
 
 
 @dataclass(frozen=True)
@@ -62,173 +85,6 @@ class ProbeTimeouts:
     """The reply to QUIT (nothing depends on it)."""
 
 
-class Step(enum.StrEnum):
-    """The steps of the probe, in order."""
-
-    CONNECT = "connect"
-    GREETING = "greeting"
-    EHLO = "ehlo"
-    HELO = "helo"
-    STARTTLS = "starttls"
-    HANDSHAKE = "handshake"
-    POST_TLS_EHLO = "post-tls-ehlo"
-    STARTTLS_ANYWAY = "starttls-anyway"
-    MAIL_FROM = "mail-from"
-
-
-class HandshakeError(enum.StrEnum):
-    """How a TLS handshake after `220` failed."""
-
-    CLOSED = "closed"
-    """The server closed or reset the connection."""
-    PLAINTEXT = "plaintext"
-    """The server answered in plaintext (OpenSSL: wrong version number)."""
-    ALERT = "alert"
-    """The server sent a TLS alert (e.g. handshake failure, protocol version)."""
-    TIMEOUT = "timeout"
-    """The handshake did not finish in time."""
-    OTHER = "other"
-    """Any other TLS error."""
-
-
-@dataclass(frozen=True)
-class TlsResult:
-    """The TLS handshake after a `220` to STARTTLS."""
-
-    version: str | None
-    """The negotiated protocol (`TLSv1.3`...), None when the handshake failed."""
-    cipher: str | None
-    """The negotiated cipher suite."""
-    bits: int | None
-    """The cipher's secret bits."""
-    chain_der: tuple[bytes, ...]
-    """The certificates the server sent, DER, leaf first."""
-    handshake_ms: int
-    """How long the handshake took (or ran until it failed)."""
-    error: str | None
-    """OpenSSL's or the network's error text when the handshake failed."""
-    error_kind: HandshakeError | None
-    """The class of that error."""
-    discarded: str
-    """Plaintext that arrived after the 220 and was discarded (RFC 3207 §4.2); usually empty."""
-
-    @property
-    def ok(self) -> bool:
-        """The handshake succeeded."""
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class Stopped:
-    """Where and why the session ended before its normal end."""
-
-    step: Step
-    """The step that did not complete."""
-    failure: SmtpFailure
-    """What happened (timeout after how long, closed, malformed reply)."""
-
-
-@dataclass(frozen=True)
-class SmtpProbe:
-    """Everything one SMTP session with one MX address showed."""
-
-    host: str
-    """The MX host name (sent as SNI)."""
-    ip: str
-    """The address probed."""
-    port: int
-    """The port probed (25 for MX)."""
-    connected: bool = False
-    """True when the TCP connection was established."""
-    connect_error: SmtpFailure | None = None
-    """Why it was not (refused, timeout, unreachable, with the errno text)."""
-    greeting: Reply | None = None
-    """The server's greeting."""
-    greeting_ms: int | None = None
-    """Milliseconds from connect to the complete greeting."""
-    masked_banner: bool = False
-    """The greeting text is asterisks (Cisco SMTP fixup)."""
-    ehlo: Reply | None = None
-    """The reply to EHLO."""
-    helo: Reply | None = None
-    """The reply to HELO, sent when EHLO was refused (None otherwise)."""
-    keywords: tuple[str, ...] = ()
-    """The EHLO keywords, upper case, in order (e.g. PIPELINING, SIZE, STARTTLS)."""
-    masked_keywords: tuple[str, ...] = ()
-    """Keywords overwritten with X by a firewall (e.g. XXXXXXXA)."""
-    starttls_offered: bool = False
-    """STARTTLS is among the EHLO keywords."""
-    starttls: Reply | None = None
-    """The reply to the advertised STARTTLS."""
-    injection: bool | None = None
-    """The server answered a command pipelined with STARTTLS inside TLS; None: not tested."""
-    injection_reply: Reply | None = None
-    """That unsolicited reply, as evidence."""
-    pipelining_refused: Reply | None = None
-    """The server's refusal of pipelined STARTTLS, which made us probe again without it."""
-    tls: TlsResult | None = None
-    """The TLS handshake, when STARTTLS was answered 220 (advertised or not)."""
-    post_tls_ehlo: Reply | None = None
-    """The reply to EHLO inside TLS."""
-    post_tls_keywords: tuple[str, ...] = ()
-    """The EHLO keywords inside TLS."""
-    post_tls_error: SmtpFailure | None = None
-    """The connection broke (closed, timeout) at the EHLO inside TLS."""
-    starttls_anyway: Reply | None = None
-    """The reply to STARTTLS sent although it was not advertised."""
-    mail_from: Reply | None = None
-    """The reply to `MAIL FROM:<>` after an unadvertised STARTTLS was refused."""
-    stopped: Stopped | None = None
-    """Where the session ended early, and why; None when it ran to QUIT."""
-    elapsed_ms: int = 0
-    """The whole session, connect to close."""
-    transcript: tuple[TranscriptLine, ...] = ()
-    """Every line in both directions, and events, with milliseconds since connect."""
-
-    def to_json(self, cause: str | None = None) -> dict[str, Any]:
-        """JSON-ready form; `cause` is tls_session.starttls_cause(probe). DER is left out."""
-        tls = self.tls
-        return {
-            "host": self.host,
-            "ip": self.ip,
-            "port": self.port,
-            "connected": self.connected,
-            "connect_error": _failure(self.connect_error),
-            "banner": _text(self.greeting),
-            "greeting_ms": self.greeting_ms,
-            "ehlo": list(self.keywords),
-            "ehlo_reply": _text(self.ehlo),
-            "helo_reply": _text(self.helo),
-            "masked_keywords": list(self.masked_keywords),
-            "starttls_offered": self.starttls_offered,
-            "starttls_reply": _text(self.starttls),
-            "tls_version": tls.version if tls else None,
-            "cipher": tls.cipher if tls else None,
-            "cipher_bits": tls.bits if tls else None,
-            "handshake_ms": tls.handshake_ms if tls else None,
-            "handshake_error": tls.error if tls else None,
-            "chain_length": len(tls.chain_der) if tls else 0,
-            "post_tls_ehlo": list(self.post_tls_keywords) if self.post_tls_ehlo else None,
-            "post_tls_reply": _text(self.post_tls_ehlo),
-            "post_tls_error": _failure(self.post_tls_error),
-            "injection": self.injection,
-            "starttls_anyway_reply": _text(self.starttls_anyway),
-            "mail_from_reply": _text(self.mail_from),
-            "stopped": (
-                {"step": self.stopped.step.value, **self.stopped.failure.to_json()}
-                if self.stopped
-                else None
-            ),
-            "elapsed_ms": self.elapsed_ms,
-            "cause": cause,
-            "transcript": [t.to_json() for t in self.transcript],
-        }
-
-    def chain_base64(self) -> list[str]:
-        """The DER chain as base64 strings, for callers that want it in their JSON."""
-        return [base64.b64encode(d).decode() for d in (self.tls.chain_der if self.tls else ())]
-
-
 def permissive_context() -> ssl.SSLContext:
     """A client context that completes a handshake with anything, so that we see everything.
 
@@ -245,17 +101,52 @@ def permissive_context() -> ssl.SSLContext:
     return context
 
 
+@dataclass(frozen=True)
+class _Deadline:
+    """The whole probe's time limit, shared by its sessions."""
+
+    seconds: float
+    """The limit as given."""
+    end: float
+    """`time.monotonic()` when it runs out."""
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def failure(self, waited_ms: int) -> SmtpFailure:
+        detail = f"the whole-probe limit of {self.seconds:g} s was reached"
+        return SmtpFailure(FailureKind.TIMEOUT, detail, waited_ms)
+
+
 async def probe_smtp(
-    host: str, ip: str, port: int, *, helo: str, timeouts: ProbeTimeouts
+    host: str,
+    ip: str,
+    port: int,
+    *,
+    helo: str,
+    timeouts: ProbeTimeouts,
+    deadline: float | None = None,
 ) -> SmtpProbe:
     """Probe STARTTLS on one address (one connection at a time; two only when pipelined
-    STARTTLS was refused as a synchronisation error)."""
-    probe = await _Session(host, ip, port, helo, timeouts, inject=True).run()
-    if probe.pipelining_refused is not None:
-        note = f"probed again without pipelining: STARTTLS + {INJECTED} was refused"
-        again = await _Session(host, ip, port, helo, timeouts, inject=False, note=note).run()
-        return replace(again, pipelining_refused=probe.pipelining_refused)
-    return probe
+    STARTTLS was refused as a synchronisation error).
+
+    `deadline` bounds the whole probe, in seconds (None: only the step limits). When it runs
+    out the probe stops at the step it is in, with `stopped.deadline` set and a TIMEOUT failure
+    that says so; what was seen before is kept, transcript included.
+    """
+    limit = None if deadline is None else _Deadline(deadline, time.monotonic() + deadline)
+    probe = await _Session(host, ip, port, helo, timeouts, limit, inject=True).run()
+    if probe.pipelining_refused is None:
+        return probe
+    if limit is not None and limit.left() <= 0:
+        # No time for the second session: keep what the first one saw, stopped at STARTTLS.
+        failure = limit.failure(0)
+        said = TranscriptLine(probe.elapsed_ms, "*", f"{failure.detail}: not probed again")
+        stopped = Stopped(Step.STARTTLS, failure, deadline=True)
+        return replace(probe, stopped=stopped, transcript=(*probe.transcript, said))
+    note = f"probed again without pipelining: STARTTLS + {INJECTED} was refused"
+    again = await _Session(host, ip, port, helo, timeouts, limit, inject=False, note=note).run()
+    return replace(again, pipelining_refused=probe.pipelining_refused)
 
 
 class _Session:
@@ -268,27 +159,28 @@ class _Session:
         port: int,
         helo: str,
         timeouts: ProbeTimeouts,
+        deadline: _Deadline | None,
         inject: bool,
         note: str = "",
     ) -> None:
         self.helo_name = helo
         self.timeouts = timeouts
+        self.deadline = deadline
         self.inject = inject
         self.note = note
         self.p = SmtpProbe(host, ip, port)
         self.started = time.monotonic()
 
     async def run(self) -> SmtpProbe:
-        opened = await SmtpConnection.open(
-            self.p.ip, self.p.port, self.timeouts.connect, self.started
+        limit = self._limit(self.timeouts.connect)
+        opened = (
+            await SmtpConnection.open(self.p.ip, self.p.port, limit, self.started)
+            if limit > 0
+            else _NO_TIME_LEFT
         )
         if isinstance(opened, SmtpFailure):
-            return replace(
-                self.p,
-                connect_error=opened,
-                stopped=Stopped(Step.CONNECT, opened),
-                elapsed_ms=opened.waited_ms,
-            )
+            failure = self._stop(None, Step.CONNECT, opened)
+            return replace(self.p, connect_error=failure, elapsed_ms=failure.waited_ms)
         conn = opened
         if self.note:
             conn.note(self.note)
@@ -300,9 +192,9 @@ class _Session:
         return replace(self.p, elapsed_ms=conn.elapsed_ms(), transcript=conn.transcript)
 
     async def _converse(self, conn: SmtpConnection) -> None:
-        greeting = await conn.read_reply(self.timeouts.greeting)
+        greeting = await conn.read_reply(self._limit(self.timeouts.greeting))
         if isinstance(greeting, SmtpFailure):
-            self.p = replace(self.p, stopped=Stopped(Step.GREETING, greeting))
+            self._stop(conn, Step.GREETING, greeting)
             return
         masked = bool(_ASTERISK_BANNER.fullmatch(" ".join(greeting.lines)))
         self.p = replace(
@@ -346,17 +238,19 @@ class _Session:
         return helo.code != 421
 
     async def _starttls(self, conn: SmtpConnection) -> None:
+        if self._expired(conn, Step.STARTTLS):
+            return
         lines = ("STARTTLS", INJECTED) if self.inject else ("STARTTLS",)
         failure = conn.send(*lines)
-        reply = failure or await conn.read_reply(self.timeouts.command)
+        reply = failure or await conn.read_reply(self._limit(self.timeouts.command))
         if isinstance(reply, SmtpFailure):
-            self.p = replace(self.p, stopped=Stopped(Step.STARTTLS, reply))
+            self._stop(conn, Step.STARTTLS, reply)
             return
         self.p = replace(self.p, starttls=reply)
         if reply.code != 220:
             if self.inject:
                 # The pipelined RSET gets its own reply in plaintext; read it to stay in step.
-                await conn.read_reply(self.timeouts.command)
+                await conn.read_reply(self._limit(self.timeouts.command))
                 if _SYNC_ERROR.search(reply.text):
                     self.p = replace(self.p, pipelining_refused=reply)
                     return
@@ -386,28 +280,35 @@ class _Session:
         early = conn.take_buffered()
         if early:
             conn.note(f"discarded {len(early)} octets received after 220: {early[:80]!r}")
-        result = await conn.start_tls(permissive_context(), self.p.host, self.timeouts.handshake)
+        if self._expired(conn, Step.HANDSHAKE):
+            return False
+        context = permissive_context()
+        result = await conn.start_tls(context, self.p.host, self._limit(self.timeouts.handshake))
         discarded = early.decode("utf-8", errors="replace")
         if isinstance(result, SmtpFailure):
+            result = self._stop(conn, Step.HANDSHAKE, result)
             tls = TlsResult(
                 None, None, None, (), result.waited_ms, result.detail,
                 _handshake_kind(result), discarded,
             )  # fmt: skip
-            self.p = replace(self.p, tls=tls, stopped=Stopped(Step.HANDSHAKE, result))
+            self.p = replace(self.p, tls=tls)
             return False
-        self.p = replace(self.p, tls=_tls_result(result, discarded))
+        self.p = replace(self.p, tls=TlsResult.established(result, discarded))
         return True
 
     async def _after_tls(self, conn: SmtpConnection, tested: bool) -> None:
-        first = await conn.command(f"EHLO {self.helo_name}", self.timeouts.command)
-        if isinstance(first, SmtpFailure):
-            self.p = replace(
-                self.p, post_tls_error=first, stopped=Stopped(Step.POST_TLS_EHLO, first)
-            )
+        if self._expired(conn, Step.POST_TLS_EHLO):
             return
-        second = await conn.command("QUIT", self.timeouts.quit)
+        first = await conn.command(f"EHLO {self.helo_name}", self._limit(self.timeouts.command))
+        if isinstance(first, SmtpFailure):
+            failure = self._stop(conn, Step.POST_TLS_EHLO, first)
+            self.p = replace(self.p, post_tls_error=failure)
+            return
+        second = await conn.command("QUIT", self._limit(self.timeouts.quit))
         # A correct server answers QUIT with 221. One that executed the RSET we pipelined
-        # before the handshake answered it first, so our QUIT reads the EHLO's reply.
+        # before the handshake answered it first, so our QUIT reads the EHLO's reply. No reply
+        # because the deadline ran out answers nothing.
+        tested = tested and (isinstance(second, Reply) or not self._out_of_time())
         injected = (
             tested
             and isinstance(second, Reply)
@@ -425,32 +326,50 @@ class _Session:
         )
 
     async def _command(self, conn: SmtpConnection, step: Step, line: str) -> Reply | None:
-        reply = await conn.command(line, self.timeouts.command)
+        if self._expired(conn, step):
+            return None
+        reply = await conn.command(line, self._limit(self.timeouts.command))
         if isinstance(reply, SmtpFailure):
-            self.p = replace(self.p, stopped=Stopped(step, reply))
+            self._stop(conn, step, reply)
             return None
         return reply
 
     async def _quit(self, conn: SmtpConnection) -> None:
-        await conn.command("QUIT", self.timeouts.quit)  # the outcome changes nothing
+        limit = self._limit(self.timeouts.quit)
+        if limit > 0:  # past the deadline, just close
+            await conn.command("QUIT", limit)  # the outcome changes nothing
+
+    def _limit(self, step_seconds: float) -> float:
+        """A step's own time limit, cut to what is left of the whole probe (never below 0)."""
+        if self.deadline is None:
+            return step_seconds
+        return max(0.0, min(step_seconds, self.deadline.left()))
+
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and self.deadline.left() <= _SLACK
+
+    def _expired(self, conn: SmtpConnection, step: Step) -> bool:
+        """Stop at `step` before it starts when the whole probe's time is used up."""
+        if not self._out_of_time():
+            return False
+        self._stop(conn, step, _NO_TIME_LEFT)
+        return True
+
+    def _stop(self, conn: SmtpConnection | None, step: Step, failure: SmtpFailure) -> SmtpFailure:
+        """Record where the session ended, and how; a timeout that ran into the deadline is
+        reported as the deadline's."""
+        ran_out = failure.kind is FailureKind.TIMEOUT and self._out_of_time()
+        if ran_out and self.deadline is not None:
+            failure = self.deadline.failure(failure.waited_ms)
+            if conn is not None:
+                conn.note(f"{failure.detail} at step {step.value}: the probe stops here")
+        self.p = replace(self.p, stopped=Stopped(step, failure, deadline=ran_out))
+        return failure
 
 
 def _keywords(reply: Reply) -> tuple[str, ...]:
     # RFC 5321 §4.1.1.1: the first line greets, each further line is `keyword [params]`.
     return tuple(line.split(" ", 1)[0].upper() for line in reply.lines[1:] if line.strip())
-
-
-def _tls_result(established: TlsEstablished, discarded: str) -> TlsResult:
-    return TlsResult(
-        version=established.version,
-        cipher=established.cipher,
-        bits=established.bits,
-        chain_der=established.chain_der,
-        handshake_ms=established.handshake_ms,
-        error=None,
-        error_kind=None,
-        discarded=discarded,
-    )
 
 
 def _handshake_kind(failure: SmtpFailure) -> HandshakeError:
@@ -466,11 +385,3 @@ def _handshake_kind(failure: SmtpFailure) -> HandshakeError:
     ):
         return HandshakeError.PLAINTEXT
     return HandshakeError.OTHER
-
-
-def _text(reply: Reply | None) -> str | None:
-    return reply.text if reply is not None else None
-
-
-def _failure(failure: SmtpFailure | None) -> dict[str, Any] | None:
-    return failure.to_json() if failure is not None else None

@@ -13,6 +13,9 @@ import asyncio
 from mailcheck.checks.tls_probe import ProbeTimeouts, SmtpProbe, probe_smtp
 from mailcheck.checks.tls_settings import TlsSettings
 
+PROBE_DEADLINE_CAP = 25.0
+"""Seconds one probe may take at most, whatever the step timeout (below --check-timeout)."""
+
 
 class ProbeCache:
     """Probes by (host, address, port, EHLO name); create it inside the running event loop."""
@@ -38,5 +41,10 @@ class ProbeCache:
         timeouts = ProbeTimeouts(
             connect=step, greeting=step, command=step, handshake=step, quit=min(step, 5.0)
         )
+        # A whole-probe limit as well as the step limits: a tarpit costs one address its
+        # result, never the check's other hosts (the check has --check-timeout in all).
+        deadline = min(3 * step, PROBE_DEADLINE_CAP)
         async with self._locks.setdefault(ip, asyncio.Lock()):
-            return await probe_smtp(host, ip, settings.port, helo=settings.ehlo, timeouts=timeouts)
+            return await probe_smtp(
+                host, ip, settings.port, helo=settings.ehlo, timeouts=timeouts, deadline=deadline
+            )

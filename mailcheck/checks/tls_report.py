@@ -19,7 +19,7 @@ from mailcheck.checks.dane import DaneVerdict, TlsaRecord, dane_findings, match_
 from mailcheck.checks.mta_sts import evaluate_mta_sts
 from mailcheck.checks.mta_sts_observation import MtaStsObservation
 from mailcheck.checks.mta_sts_record import StsMode
-from mailcheck.checks.tls_cert import ChainVerdict, cert_findings, judge_chain
+from mailcheck.checks.tls_cert import ChainVerdict, cert_findings, judge_chain, parse_chain
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState, coverage_findings, tlsa_dns_findings
 from mailcheck.checks.tls_probe import SmtpProbe
 from mailcheck.checks.tls_sender import Dane, Level, SenderFacts, Session, predict
@@ -47,6 +47,7 @@ _SESSION_OF_CAUSE = {
     "tls.starttls-missing": Session.NO_STARTTLS,
     "tls.starttls-refused": Session.REFUSED,
     "tls.handshake-failed": Session.HANDSHAKE_FAILED,
+    "tls.probe-deadline": Session.UNKNOWN,  # cut short: what a sender sees is not known
 }
 
 
@@ -213,32 +214,31 @@ def _judge_address(
             chain = probe.tls.chain_der
     cause = starttls_cause(probe) if probe is not None else None
     session = _session(probe, cause)
-    dane = match_tlsa(records, chain, [item.host], now=obs.now) if records and chain else None
+    parsed = parse_chain(chain) if chain else None  # parsed once, judged twice (PKIX, DANE)
+    # The TLSA base domain (the expanded name of an aliased MX host, RFC 7672 §2.2.2) and the
+    # MX host are both names a DANE-TA leaf may carry (§3.2.3).
+    base = lookup.host if lookup is not None else item.host
+    names = list(dict.fromkeys([base, item.host]))
+    dane = match_tlsa(records, parsed, names, now=obs.now) if records and parsed else None
+    secure = lookup is not None and lookup.state is TlsaState.SECURE
     if records and lookup is not None and session is not Session.UNKNOWN:
-        secure = lookup.state is TlsaState.SECURE
-        findings += [
-            f
-            for f in dane_findings(
-                item.host,
-                port,
-                dane,
-                records,
-                tlsa_secure=secure,
-                starttls_ok=session not in (Session.NO_STARTTLS, Session.REFUSED),
-            )
-            # Unsigned records authenticate nothing: dane.tlsa-unsigned says so already.
-            if secure or f.code != "dane.match"
-        ]
-    verdict = judge_chain(chain, item.host, now=obs.now, roots=obs.roots) if chain else None
-    if verdict is not None:
-        dane_ee_ok = (
-            dane is not None
-            and dane.dane_ee_ok
-            and lookup is not None
-            and (lookup.state is TlsaState.SECURE)
+        findings += dane_findings(
+            base,
+            port,
+            dane,
+            records,
+            tlsa_secure=secure,
+            starttls_ok=session not in (Session.NO_STARTTLS, Session.REFUSED),
         )
+    verdict = judge_chain(parsed, item.host, now=obs.now, roots=obs.roots) if parsed else None
+    if verdict is not None:
         findings += cert_findings(
-            item.host, item.ip, verdict, pkix_required=pkix_required, dane_ee_ok=dane_ee_ok
+            item.host,
+            item.ip,
+            verdict,
+            pkix_required=pkix_required,
+            dane_ee_ok=secure and dane is not None and dane.dane_ee_ok,
+            dane_ta_ok=secure and dane is not None and dane.dane_ta_ok,
         )
     legacy = probe is not None and probe.tls is not None and probe.tls.version in LEGACY_VERSIONS
     if (
@@ -425,8 +425,10 @@ def _row(
             parts.append(f"{verdict.days_left} d" if verdict.days_left >= 0 else "expired")
         cert = ", ".join(parts)
     dane_cell = _TLSA_LABEL[lookup.state] if lookup is not None else ""
-    if dane is not None and dane.matched is not None:
-        dane_cell = "match " + " ".join(dane.matched.record.text.split()[:3])
+    if dane is not None and dane.matched is not None and lookup is not None:
+        matched = " ".join(dane.matched.record.text.split()[:3])
+        signed = lookup.state is TlsaState.SECURE
+        dane_cell = f"match {matched}" if signed else f"match {matched} (unsigned)"
     elif dane is not None:
         dane_cell = "no match"
     defers = [lvl.value for lvl, p in predictions.items() if p.outcome.value == "defer"]

@@ -2,9 +2,10 @@
 
 Mounted by mailcheck/cli.py with the shared options (`common_options`: --nameserver,
 --timeout, --retries, --concurrency, --check-timeout, --json, --trace, --fail-on), whose
-DnsConfig is built by mailcheck/cli.py's own `_dns_config`. Exit codes: 0 nothing at or above
---fail-on; 1 something is; 2 bad usage or bad input; 3 the configuration or the server could
-not be read, or something could not be determined (one line on stderr each, mailcheck.exits).
+DnsConfig is built by mailcheck.cli_common's `dns_config`, as for every check command. Exit
+codes: 0 nothing at or above --fail-on; 1 something is; 2 bad usage or bad input; 3 the
+configuration or the server could not be read, or something could not be determined (one
+line on stderr each, mailcheck.exits).
 """
 
 from __future__ import annotations
@@ -12,28 +13,19 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from mailcheck.dns import DnsClient, DnsConfig
+from mailcheck.cli_common import CommonOptions, configured_nameservers, dns_config, renderer_for
+from mailcheck.dns import DnsClient
 from mailcheck.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, fail, say
 from mailcheck.model import CheckResult, DnsSummary, Report
 from mailcheck.postfix.audit import evaluate_postfix
 from mailcheck.postfix.config import ConfigUnavailable, read_files, read_live
 from mailcheck.postfix.host import gather_host
 from mailcheck.postfix.relay import evaluate_relay, probe_relay
-from mailcheck.render import Renderer
-from mailcheck.render.json import JsonRenderer
-from mailcheck.render.rich import RichRenderer
 from mailcheck.targets import is_ip, parse_domain, parse_ip
-
-if TYPE_CHECKING:
-    from mailcheck.cli import CommonOptions
-else:
-    # mailcheck.cli imports this module to mount the commands, so its CommonOptions cannot
-    # be imported here at load time; common_options() takes `common` out of what typer sees.
-    CommonOptions = object
 
 DEFAULT_SMTP_TIMEOUT = 10.0
 NO_DNS = DnsSummary((), 0, 0)
@@ -41,14 +33,11 @@ NO_DNS = DnsSummary((), 0, 0)
 
 def _run_dns(common: CommonOptions, required: bool) -> DnsClient | None:
     """The run's DNS client, built from the shared options exactly as every check command
-    builds it (mailcheck.cli._dns_config); None when no resolver is configured and the
-    command can do without one (required=False)."""
-    from mailcheck.cli import _dns_config, _nameservers  # see CommonOptions above
-
-    if not required and not _nameservers(common.nameserver):
+    builds it (`dns_config`); None when no resolver is configured and the command can do
+    without one (required=False)."""
+    if not required and not configured_nameservers(common.nameserver):
         return None
-    config: DnsConfig = _dns_config(common)
-    return DnsClient(config)
+    return DnsClient(dns_config(common))
 
 
 def _finish(
@@ -61,12 +50,7 @@ def _finish(
         (result,),
         dns,
     )
-    renderer: Renderer = (
-        JsonRenderer(with_trace=common.trace)
-        if common.json
-        else RichRenderer(show_trace=common.trace)
-    )
-    renderer.render(report, sys.stdout)
+    renderer_for(common).render(report, sys.stdout)
     sys.stdout.flush()
     if dns.unanswered:
         say(f"no DNS resolver answered (asked {', '.join(dns.nameservers)}); see the findings")

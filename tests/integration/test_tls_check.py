@@ -117,6 +117,22 @@ def test_each_scenario_is_named(
     assert not absent & found, found
 
 
+def test_every_address_is_probed_ipv6_too(world: TlsWorld) -> None:
+    result = check(world, "dual.tls.test")
+    probed = {h["ip"]: h for h in result.data["hosts"]}
+    assert set(probed) == {"127.0.0.70", "::1"}
+    assert all(h["tls_version"] == "TLSv1.3" and h["dane"]["matched"] for h in probed.values())
+    assert result.status is not Status.FAIL, codes(result)
+
+
+def test_tlsa_of_an_aliased_mx_host_is_found_at_the_expanded_name(world: TlsWorld) -> None:
+    # RFC 7672 §2.2.2: mx-alias is a CNAME for mx-good (secure), whose TLSA records apply.
+    result = check(world, "alias.tls.test")
+    assert "dane.match" in codes(result), codes(result)
+    dane = host(result, "mx-alias.tls.test")["dane"]
+    assert isinstance(dane, dict) and dane["owner"] == "_2525._tcp.mx-good.tls.test."
+
+
 def test_a_mixed_domain_judges_every_mx_not_only_the_first(world: TlsWorld) -> None:
     result = check(world, "mixed.tls.test")
     mismatch = [f for f in result.findings if f.code == "dane.mismatch"]

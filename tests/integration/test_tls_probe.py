@@ -43,9 +43,11 @@ def lab(cert: LabCert) -> Iterator[TlsSmtpLab]:
         yield running
 
 
-def probe(lab: TlsSmtpLab, name: str, timeouts: ProbeTimeouts = FAST) -> SmtpProbe:
+def probe(
+    lab: TlsSmtpLab, name: str, timeouts: ProbeTimeouts = FAST, deadline: float | None = None
+) -> SmtpProbe:
     ip, port = lab.address(name)
-    return asyncio.run(probe_smtp(NAME, ip, port, helo=HELO, timeouts=timeouts))
+    return asyncio.run(probe_smtp(NAME, ip, port, helo=HELO, timeouts=timeouts, deadline=deadline))
 
 
 def codes(result: SmtpProbe, slow_greeting_s: float = 10.0) -> list[str]:
@@ -74,9 +76,12 @@ EXPECTED = {
     "close-after-tls": ["tls.rejected-after-tls"],
     "legacy-tls": ["tls.legacy-version"],
     "unadvertised": ["tls.starttls-unadvertised"],
+    "unadvertised-alert": ["tls.starttls-missing", "tls.handshake-failed"],
     "injectable": ["tls.starttls-injection"],
     "multiline-220": ["tls.ok"],
     "strict-sync": ["tls.ok"],
+    "tarpit": ["tls.ok"],  # slow, but within every step's limit
+    "tarpit-not-offered": ["tls.starttls-missing"],
     "not-smtp": ["tls.session-broken"],
     "long-line": ["tls.session-broken"],
     "code-change": ["tls.session-broken"],
@@ -202,7 +207,7 @@ def test_greeting_timeout(lab: TlsSmtpLab) -> None:
     result = probe(lab, "slow-greeting", ProbeTimeouts(greeting=0.2))
     assert time.monotonic() - started < 0.45  # bounded by the step's timeout
     assert result.stopped is not None and result.stopped.step is Step.GREETING
-    assert result.stopped.failure.kind is FailureKind.TIMEOUT
+    assert result.stopped.failure.kind is FailureKind.TIMEOUT and not result.stopped.deadline
     finding = session_findings(result)[0]
     assert finding.code == "tls.greeting-timeout" and finding.indeterminate
 
@@ -228,6 +233,61 @@ def test_unadvertised_starttls_works(lab: TlsSmtpLab) -> None:
     assert not result.starttls_offered and result.tls is not None and result.tls.ok
     assert result.injection is None  # only tested when STARTTLS is advertised
     assert result.mail_from is None  # TLS worked: no MAIL FROM needed
+
+
+def test_unadvertised_starttls_whose_handshake_fails(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "unadvertised-alert")
+    assert not result.starttls_offered
+    assert result.starttls_anyway is not None and result.starttls_anyway.code == 220
+    assert result.tls is not None and result.tls.error_kind is HandshakeError.ALERT
+    assert result.mail_from is None and sent(result) == [f"EHLO {HELO}", "STARTTLS"]
+    missing, failed = session_findings(result)
+    assert "MAIL FROM" not in missing.message and "handshake then failed" in missing.message
+    assert "not advertised" in failed.message and failed.evidence["failure"] == "alert"
+    assert starttls_cause(result) == "tls.starttls-missing"  # a sender never tries STARTTLS
+
+
+def test_deadline_stops_a_tarpit_where_it_is(lab: TlsSmtpLab) -> None:
+    # Each reply comes after 0.3 s, well within the 2 s step limits: only the deadline stops it.
+    started = time.monotonic()
+    result = probe(lab, "tarpit", deadline=0.45)
+    assert time.monotonic() - started < 0.7
+    stopped = result.stopped
+    assert stopped is not None and stopped.deadline and stopped.step is Step.STARTTLS
+    assert stopped.failure.kind is FailureKind.TIMEOUT
+    assert "whole-probe limit of 0.45 s" in stopped.failure.detail
+    assert result.starttls_offered and result.starttls is None  # what came before is kept
+    assert sent(result) == [f"EHLO {HELO}", "STARTTLS", "RSET"]
+    assert "whole-probe limit" in result.transcript[-1].text
+    (finding,) = session_findings(result)
+    assert finding.code == "tls.probe-deadline" and finding.indeterminate
+    assert "stopped at starttls" in finding.message
+    data = probe_json(result)
+    assert data["stopped"]["deadline"] is True and data["cause"] == "tls.probe-deadline"
+
+
+def test_deadline_in_the_hidden_reason_probe(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "tarpit-not-offered", deadline=0.75)
+    assert result.stopped is not None and result.stopped.deadline
+    assert result.stopped.step is Step.MAIL_FROM and result.mail_from is None
+    assert result.starttls_anyway is not None and result.starttls_anyway.code == 502
+    missing, ran_out = session_findings(result)
+    assert (missing.code, ran_out.code) == ("tls.starttls-missing", "tls.probe-deadline")
+    assert "MAIL FROM then got no answer" in missing.message
+    assert "neither names a block" not in missing.message
+    assert starttls_cause(result) == "tls.starttls-missing"  # not advertised is still a fact
+
+
+def test_deadline_at_the_greeting(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "slow-greeting", deadline=0.2)
+    assert result.stopped is not None and result.stopped.deadline
+    assert result.stopped.step is Step.GREETING and result.greeting is None
+    assert codes(result) == ["tls.probe-deadline"]
+
+
+def test_deadline_not_reached_changes_nothing(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "good", deadline=5.0)
+    assert result.stopped is None and codes(result) == ["tls.ok"]
 
 
 def test_injection_is_detected(lab: TlsSmtpLab) -> None:

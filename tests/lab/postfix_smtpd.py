@@ -57,7 +57,8 @@ def port_free(host: str, port: int) -> bool:
 
 def free_port(host: str) -> int:
     """A port nobody listens on at host right now (bound then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
@@ -78,6 +79,10 @@ class PostfixSmtpdLab(PostfixLab):
     def _configure(self) -> None:
         super()._configure()
         etc = self.config_dir
+        if any(":" in lst.host for lst in self.listeners.values()):  # an IPv6 listener (::1)
+            main = etc / "main.cf"
+            text = main.read_text().replace("inet_protocols = ipv4", "inet_protocols = all")
+            main.write_text(text)
         if any(lst.tls for lst in self.listeners.values()):
             subprocess.run(
                 [
@@ -118,7 +123,8 @@ class PostfixSmtpdLab(PostfixLab):
                     f"cyrus_sasl_config_path={etc}",
                 ]
             args = " ".join(f"-o {o}" for o in options)
-            lines.append(f"{lst.host}:{self.ports[name]} inet n - n - - smtpd {args}\n")
+            where = f"[{lst.host}]" if ":" in lst.host else lst.host
+            lines.append(f"{where}:{self.ports[name]} inet n - n - - smtpd {args}\n")
         with (etc / "master.cf").open("a") as f:
             f.writelines(lines)
 

@@ -57,6 +57,8 @@ class Scenario:
     """The greeting; a 421 greeting closes the connection right after it."""
     greeting_delay: float = 0.0
     """Seconds to wait before greeting (a tarpit, or postscreen's pregreet wait)."""
+    reply_delay: float = 0.0
+    """Seconds to wait before each reply to a command (a tarpit that answers every step)."""
     ehlo: str | None = None
     """The whole EHLO reply; None: a normal one (with STARTTLS when advertised)."""
     advertise_starttls: bool = True
@@ -200,6 +202,8 @@ class TlsSmtpLab(LoopServers):
         inside_tls = False
         while (text := await client.line()) is not None:
             self.received.append((name, text))
+            if scenario.reply_delay:
+                await asyncio.sleep(scenario.reply_delay)
             verb = text.split(" ", 1)[0].split(":", 1)[0].upper()
             if verb == "QUIT":
                 await client.say("221 2.0.0 Bye")
@@ -288,8 +292,15 @@ SCENARIOS: dict[str, Scenario] = {
     "close-after-tls": Scenario(close_after_tls=True),
     "legacy-tls": Scenario(tls_max=ssl.TLSVersion.TLSv1_1),
     "unadvertised": Scenario(advertise_starttls=False),
+    "unadvertised-alert": Scenario(advertise_starttls=False, after_ready="alert"),
     "injectable": Scenario(injectable=True),
     "multiline-220": Scenario(starttls="220-2.0.0 Ready to start TLS\n220 2.0.0 (really)"),
     "strict-sync": Scenario(strict_sync=True),
+    "tarpit": Scenario(reply_delay=0.3),
+    "tarpit-not-offered": Scenario(
+        advertise_starttls=False,
+        starttls="502 5.5.1 Error: command not implemented",
+        reply_delay=0.3,
+    ),
 }
 """Every scripted scenario the probe is tested against, by name."""

@@ -6,7 +6,7 @@ Postfix with one STARTTLS listener per certificate scenario — all on loopback.
 2. The zone templates in fixtures/zones-tls/ get the TLSA data of those certificates; tls.test
    is signed (valid), the zone holding mx-bogustlsa's TLSA is signed with expired signatures,
    tlsplain.test stays unsigned. The lab DNS server serves them; unbound validates in front.
-3. Postfix listens on 127.0.0.70-78, port 2525 (the TLSA owners say _2525._tcp), one address
+3. Postfix listens on 127.0.0.70-78 and ::1, port 2525 (the TLSA owners say _2525._tcp), one address
    per scenario (see fixtures/zones-tls/tls.test.zone.in for which is which).
 
     with tls_world(workdir) as world:
@@ -55,6 +55,8 @@ class Scenario:
 
 SCENARIOS: Mapping[str, Scenario] = {
     "good": Scenario("127.0.0.70", "good"),
+    # The same certificate over IPv6, for mx-dual (A 127.0.0.70, AAAA ::1).
+    "good6": Scenario("::1", "good"),
     "self": Scenario("127.0.0.71", "selfsigned"),
     "expired": Scenario("127.0.0.72", "expired"),
     "wrongname": Scenario("127.0.0.73", "wrongname"),

@@ -19,6 +19,7 @@ from mailcheck.checks.dane import (
     dane_findings,
     match_tlsa,
 )
+from mailcheck.checks.tls_cert import cert_findings, judge_chain, load_roots, parse_chain
 from mailcheck.model import Finding, Severity
 from tests.lab.pki import LabCert, LabPki
 
@@ -341,6 +342,121 @@ def test_unsigned_records_turn_errors_into_warnings(lab: Lab) -> None:
     assert codes(found) == ["dane.mismatch"]
     assert found[0].severity is Severity.WARNING and "not DNSSEC-signed" in found[0].message
     assert findings(None, records, secure=False, starttls=False)[0].severity is Severity.WARNING
+
+
+def test_unsigned_match_does_not_claim_authentication(lab: Lab) -> None:
+    # Senders ignore unsigned TLSA records: the match is a fact about the records, not DANE.
+    records = [T(lab["good"].tlsa(3, 1, 1)), T(lab["rollover"].tlsa(3, 1, 1))]
+    verdict = match(records, lab["good"])
+    (signed,) = findings(verdict, records)
+    (unsigned,) = findings(verdict, records, secure=False)
+    assert signed.code == unsigned.code == "dane.match"
+    assert signed.severity is unsigned.severity is Severity.INFO
+    assert "authenticated by DANE" in signed.message
+    assert "authenticated by DANE" not in unsigned.message
+    assert "not DNSSEC-signed" in unsigned.message and "does not authenticate" in unsigned.message
+    assert unsigned.evidence["tlsa_secure"] is False
+    assert unsigned.evidence["matched"] == signed.evidence["matched"]
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        ["3 1 1 " + "ab" * 33],  # dane.malformed alone
+        ["1 1 1 " + "ab" * 32],  # dane.usage-unusable alone
+        ["1 1 1 " + "ab" * 32, "3 1 1 " + "ab" * 33],  # both, nothing usable
+    ],
+)
+def test_unusable_records_follow_the_signing(lab: Lab, records: list[str]) -> None:
+    tlsa = [T(r) for r in records]
+    verdict = match(tlsa, lab["good"])
+    signed = findings(verdict, tlsa)
+    unsigned = findings(verdict, tlsa, secure=False)
+    assert codes(signed) == codes(unsigned)
+    assert {f.severity for f in signed} == {Severity.ERROR}
+    assert {f.severity for f in unsigned} == {Severity.WARNING}
+    for f in unsigned:
+        assert "not DNSSEC-signed" in f.message and "DANE defer mail" not in f.message
+
+
+def test_unsigned_failures_do_not_say_senders_defer_now(lab: Lab) -> None:
+    cases = [
+        ([T(lab["good"].tlsa(3, 1, 1))], lab["rollover"], True),  # dane.mismatch
+        ([T(lab.inter.tlsa(2, 1, 1))], lab["leafonly"], True),  # dane.ta-not-in-chain
+        ([T(lab["good"].tlsa(3, 1, 1))], lab["good"], False),  # dane.no-starttls
+    ]
+    for records, cert, starttls in cases:
+        verdict = match(records, cert) if starttls else None
+        signed = findings(verdict, records, starttls=starttls)[0]
+        unsigned = findings(verdict, records, secure=False, starttls=starttls)[0]
+        assert signed.code == unsigned.code and signed.severity is Severity.ERROR
+        assert "defer" in signed.message and "not DNSSEC-signed" not in signed.message
+        assert unsigned.severity is Severity.WARNING
+        assert "not DNSSEC-signed" in unsigned.message and "ignore them today" in unsigned.message
+        assert "right now" not in unsigned.message and "so they defer" not in unsigned.message
+
+
+def test_every_matching_record_is_named_and_flags_agree(lab: Lab) -> None:
+    # Both a DANE-TA and a DANE-EE record match: `matched` is the first (as published and
+    # shown in the table), `dane.match` names both, and each flag says which usages matched.
+    records = [T(lab.inter.tlsa(2, 1, 1)), T(lab["good"].tlsa(3, 1, 1))]
+    verdict = match(records, lab["good"])
+    assert [r.depth for r in verdict.matches] == [1, 0]
+    assert verdict.matched is verdict.matches[0] and verdict.matched.record.usage == 2
+    assert verdict.dane_ee_ok and verdict.dane_ta_ok
+    (found,) = findings(verdict, records)
+    assert found.code == "dane.match"
+    assert all(f"'{r.text[:37]}" in found.message for r in records)
+    assert [m["usage"] for m in found.evidence["matches"]] == [2, 3]
+    assert found.evidence["matched"]["usage"] == 2
+    ta_only = match([T(lab.inter.tlsa(2, 1, 1))], lab["good"])
+    assert ta_only.dane_ta_ok and not ta_only.dane_ee_ok
+    ee_only = match([T(lab["good"].tlsa(3, 1, 1))], lab["good"])
+    assert ee_only.dane_ee_ok and not ee_only.dane_ta_ok
+    none = match([T(lab["rollover"].tlsa(3, 1, 1))], lab["good"])
+    assert none.matches == () and none.matched is None
+    assert not (none.dane_ee_ok or none.dane_ta_ok)
+
+
+def test_dane_ta_match_and_the_certificate_findings_agree(
+    lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A leaf from a CA the trusted roots do not know, pinned by a DANE-TA record: PKIX
+    # senders refuse it, DANE senders deliver, and both findings say so.
+    private = LabPki(tmp_path_factory.mktemp("private"))
+    leaf = private.issue("private", [HOST])
+    chain = parse_chain(leaf.chain_der)
+    records = [T(private.intermediate.tlsa(2, 1, 1))]
+    verdict = match_tlsa(records, chain, [HOST], now=NOW)
+    assert verdict.dane_ta_ok and not verdict.dane_ee_ok
+    (matched,) = findings(verdict, records)
+    assert matched.code == "dane.match" and "authenticated by DANE" in matched.message
+    pkix = judge_chain(chain, HOST, now=NOW, roots=load_roots(lab.pki.ca_file))
+    assert not pkix.chain_trusted
+    (untrusted,) = cert_findings(
+        HOST,
+        "127.0.0.1",
+        pkix,
+        pkix_required=False,
+        dane_ee_ok=verdict.dane_ee_ok,
+        dane_ta_ok=verdict.dane_ta_ok,
+    )
+    assert untrusted.code == "tls.cert-untrusted"
+    assert "DANE-TA) do not" not in untrusted.message
+    assert "DANE-TA TLSA record" in untrusted.message and "still deliver" in untrusted.message
+
+
+def test_a_parsed_chain_matches_like_its_der(lab: Lab) -> None:
+    records = [
+        T(lab["good"].tlsa(3, 1, 1)),
+        T(lab.inter.tlsa(2, 1, 1)),
+        T(lab.pki.root.tlsa(2, 0, 0)),
+        T(lab["rollover"].tlsa(3, 0, 1)),
+    ]
+    for chain in (lab["good"].chain_der, lab["leafonly"].chain_der, [b"garbage"], []):
+        by_der = match_tlsa(records, chain, [HOST], now=NOW)
+        by_parsed = match_tlsa(records, parse_chain(chain), [HOST], now=NOW)
+        assert by_parsed == by_der
 
 
 def test_no_records_no_findings(lab: Lab) -> None:

@@ -222,6 +222,45 @@ def test_severity_follows_the_mta_sts_requirement(lab: Lab) -> None:
         assert f.evidence["host"] == HOST and f.evidence["ip"] == "127.0.0.1"
 
 
+def test_a_matching_dane_ta_record_is_named_instead_of_listing_dane_ta_as_refusing(
+    lab: Lab,
+) -> None:
+    # A private CA pinned by a signed DANE-TA record: public roots fail, DANE senders deliver.
+    (plain,) = findings(judge(lab, "selfsigned"))
+    (with_ta,) = cert_findings(
+        HOST, "", judge(lab, "selfsigned"), pkix_required=False, dane_ee_ok=False, dane_ta_ok=True
+    )
+    assert "DANE-TA) do not" in plain.message
+    assert "DANE-TA" in with_ta.message and "DANE-TA) do not" not in with_ta.message
+    assert "DANE senders still deliver" in with_ta.message
+    assert with_ta.severity is plain.severity  # the severity is the PKIX senders' policy
+
+
+def test_a_parsed_chain_judges_like_its_der(lab: Lab) -> None:
+    # Callers that match TLSA records too parse a served chain once and pass it in.
+    for name in ("good", "leafonly", "selfsigned", "expired"):
+        der = lab.certs[name].chain_der
+        parsed = parse_chain(der)
+        assert parsed.der == tuple(der)
+        by_der = judge_chain(der, HOST, now=NOW, roots=lab.roots)
+        by_parsed = judge_chain(parsed, HOST, now=NOW, roots=lab.roots)
+        assert by_parsed.chain is parsed
+        assert by_parsed.to_json() == by_der.to_json()
+    for garbage in ([], [b"garbage"]):
+        empty = judge_chain(parse_chain(garbage), HOST, now=NOW, roots=lab.roots)
+        assert empty.trust_error == judge_chain(garbage, HOST, now=NOW, roots=lab.roots).trust_error
+
+
+def test_public_names_stay_importable_from_tls_cert() -> None:
+    import mailcheck.checks.tls_cert as tls_cert
+    import mailcheck.checks.tls_cert_parse as tls_cert_parse
+
+    for name in tls_cert.__all__:
+        assert hasattr(tls_cert, name), name
+    for name in ("CertInfo", "ParsedChain", "parse_chain", "load_roots", "aware_utc"):
+        assert getattr(tls_cert, name) is getattr(tls_cert_parse, name)
+
+
 @pytest.mark.parametrize(
     "chain",
     [

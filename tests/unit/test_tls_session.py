@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from mailcheck.checks.tls_probe import (
+from mailcheck.checks.tls_probe_result import (
     HandshakeError,
     SmtpProbe,
     Step,
@@ -235,10 +235,153 @@ def test_unadvertised_but_working() -> None:
     ]
 
 
-def test_unadvertised_and_failing_handshake_is_missing() -> None:
+def test_unadvertised_and_failing_handshake_is_missing_and_failed() -> None:
     failed = TlsResult(None, None, None, (), 5, "EOF", HandshakeError.CLOSED, "")
     probe = replace(NOT_OFFERED, starttls_anyway=reply("220 go ahead"), tls=failed)
-    assert only(probe) == "tls.starttls-missing"
+    missing, handshake = session_findings(probe)
+    assert (missing.code, handshake.code) == ("tls.starttls-missing", "tls.handshake-failed")
+    assert "MAIL FROM" not in missing.message and "handshake then failed" in missing.message
+    assert "tls.handshake-failed" in missing.remedy
+    assert "sent although not advertised" in handshake.message
+    assert handshake.evidence["starttls_anyway"] == "220 go ahead"
+    assert starttls_cause(probe) == "tls.starttls-missing"  # senders never try STARTTLS
+
+
+NOT_IMPLEMENTED = reply("502 5.5.1 Error: command not implemented")
+
+
+@pytest.mark.parametrize(
+    ("probe", "says", "never"),
+    [
+        (
+            replace(NOT_OFFERED, starttls_anyway=NOT_IMPLEMENTED, mail_from=reply("250 2.1.0 Ok")),
+            "MAIL FROM got '250 2.1.0 Ok': neither names a block",
+            "unknown",
+        ),
+        (
+            replace(
+                NOT_OFFERED,
+                starttls_anyway=NOT_IMPLEMENTED,
+                stopped=Stopped(Step.MAIL_FROM, SmtpFailure(FailureKind.CLOSED, "closed", 3)),
+            ),
+            "MAIL FROM then got no answer (closed)",
+            "neither names",
+        ),
+        (
+            replace(
+                NOT_OFFERED,
+                stopped=Stopped(Step.STARTTLS_ANYWAY, SmtpFailure(FailureKind.TIMEOUT, "t", 9)),
+            ),
+            "STARTTLS sent anyway got no answer (t)",
+            "MAIL FROM",
+        ),
+    ],
+)
+def test_starttls_missing_says_only_what_was_asked(probe: SmtpProbe, says: str, never: str) -> None:
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.starttls-missing"
+    assert says in finding.message and never not in finding.message
+
+
+LIMIT = SmtpFailure(FailureKind.TIMEOUT, "the whole-probe limit of 25 s was reached", 700)
+
+
+def ran_out(step: Step) -> Stopped:
+    return Stopped(step, LIMIT, deadline=True)
+
+
+@pytest.mark.parametrize(
+    ("probe", "expected"),
+    [
+        # Stopped before anything about TLS was known: only the deadline is reported.
+        (replace(BASE, connected=False, connect_error=LIMIT, stopped=ran_out(Step.CONNECT)), []),
+        (replace(BASE, greeting=None, stopped=ran_out(Step.GREETING)), []),
+        (replace(BASE, stopped=ran_out(Step.EHLO)), []),
+        (replace(GOOD, starttls=None, tls=None, stopped=ran_out(Step.STARTTLS)), []),
+        # No time left to probe again after a refused pipelined STARTTLS: not a refusal.
+        (
+            replace(
+                GOOD,
+                starttls=reply("554 5.5.0 Error: SMTP protocol synchronization"),
+                pipelining_refused=reply("554 5.5.0 Error: SMTP protocol synchronization"),
+                tls=None,
+                stopped=ran_out(Step.STARTTLS),
+            ),
+            [],
+        ),
+        # A handshake cut short is not a handshake failure; no EHLO reply is not a rejection.
+        (
+            replace(
+                GOOD,
+                tls=TlsResult(None, None, None, (), 700, LIMIT.detail, HandshakeError.TIMEOUT, ""),
+                stopped=ran_out(Step.HANDSHAKE),
+            ),
+            [],
+        ),
+        (
+            replace(
+                GOOD,
+                post_tls_ehlo=None,
+                post_tls_keywords=(),
+                post_tls_error=LIMIT,
+                injection=None,
+                stopped=ran_out(Step.POST_TLS_EHLO),
+            ),
+            [],
+        ),
+        # What was already certain stays: STARTTLS not advertised.
+        (
+            replace(NOT_OFFERED, stopped=ran_out(Step.STARTTLS_ANYWAY)),
+            ["tls.starttls-missing"],
+        ),
+        (
+            replace(
+                NOT_OFFERED,
+                starttls_anyway=reply("220 go ahead"),
+                tls=TlsResult(None, None, None, (), 700, LIMIT.detail, HandshakeError.TIMEOUT, ""),
+                stopped=ran_out(Step.HANDSHAKE),
+            ),
+            ["tls.starttls-missing"],
+        ),
+        (
+            replace(
+                NOT_OFFERED,
+                starttls_anyway=reply("220 go ahead"),
+                tls=TLS13,
+                post_tls_error=LIMIT,
+                stopped=ran_out(Step.POST_TLS_EHLO),
+            ),
+            ["tls.starttls-unadvertised"],
+        ),
+        (replace(NOT_OFFERED, masked_banner=True, stopped=ran_out(Step.STARTTLS_ANYWAY)),
+         ["tls.starttls-masked"]),
+    ],
+)  # fmt: skip
+def test_deadline_reports_what_is_known_and_says_the_rest_is_unknown(
+    probe: SmtpProbe, expected: list[str]
+) -> None:
+    found = session_findings(probe)
+    assert [f.code for f in found] == [*expected, "tls.probe-deadline"]
+    deadline = found[-1]
+    assert deadline.indeterminate and deadline.severity is Severity.ERROR
+    assert "whole-probe limit of 25 s" in deadline.message
+    assert deadline.evidence["stopped"]["deadline"] is True
+    assert starttls_cause(probe) == (expected or ["tls.probe-deadline"])[0]
+    assert probe_json(probe)["stopped"]["deadline"] is True
+    json.dumps(deadline.to_json())
+
+
+def test_step_timeout_is_not_the_deadline() -> None:
+    stopped = Stopped(Step.EHLO, SmtpFailure(FailureKind.TIMEOUT, "no reply within 10 s", 10000))
+    probe = replace(BASE, stopped=stopped)
+    assert only(probe) == "tls.session-broken"
+    assert probe_json(probe)["stopped"] == {
+        "step": "ehlo",
+        "kind": "timeout",
+        "detail": "no reply within 10 s",
+        "waited_ms": 10000,
+        "deadline": False,
+    }
 
 
 @pytest.mark.parametrize("text", ["454 4.7.0 TLS not available", "554 5.7.0 no TLS for you"])
