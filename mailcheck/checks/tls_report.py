@@ -22,10 +22,10 @@ from mailcheck.checks.mta_sts_record import StsMode
 from mailcheck.checks.tls_cert import ChainVerdict, cert_findings, judge_chain, parse_chain
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState, coverage_findings, tlsa_dns_findings
 from mailcheck.checks.tls_probe import SmtpProbe
+from mailcheck.checks.tls_report_view import address_json, table_row
 from mailcheck.checks.tls_sender import Dane, Level, SenderFacts, Session, predict
 from mailcheck.checks.tls_session import (
     SLOW_GREETING_S,
-    probe_json,
     session_findings,
     starttls_cause,
 )
@@ -48,17 +48,6 @@ _SESSION_OF_CAUSE = {
     "tls.starttls-refused": Session.REFUSED,
     "tls.handshake-failed": Session.HANDSHAKE_FAILED,
     "tls.probe-deadline": Session.UNKNOWN,  # cut short: what a sender sees is not known
-}
-
-
-_TLSA_LABEL = {
-    TlsaState.SECURE: "signed",
-    TlsaState.UNSIGNED: "unsigned",
-    TlsaState.NONE: "none",
-    TlsaState.NONE_INSECURE: "none",
-    TlsaState.BOGUS: "BOGUS",
-    TlsaState.MALFORMED: "malformed",
-    TlsaState.FAILED: "lookup failed",
 }
 
 
@@ -270,9 +259,11 @@ def _judge_address(
         said = predictions[level]
         if said.outcome.value == "defer":
             findings.append(_sender_defers(item, level, said.says, said.dsn))
-    host_json = _host_json(obs, item, probe, verdict, lookup, records, dane, cause)
+    host_json = address_json(
+        obs.settings.port, item.host, item.ip, probe, verdict, lookup, records, dane, cause
+    )
     host_json["senders"] = {level.value: p.to_json() for level, p in predictions.items()}
-    row = _row(item, probe, session, verdict, lookup, dane, predictions)
+    row = table_row(item.host, item.ip, probe, session, verdict, lookup, dane, predictions)
     return _Judged(tuple(findings), host_json, row)
 
 
@@ -367,74 +358,6 @@ def _sender_defers(item: HostAddress, level: Level, says: str, dsn: str) -> Find
         remedy="See the findings above for this host: they name the cause. A sender that "
         "cannot wait may add a per-destination exception in smtp_tls_policy_maps.",
     )
-
-
-def _host_json(
-    obs: TlsObservation,
-    item: HostAddress,
-    probe: SmtpProbe | None,
-    verdict: ChainVerdict | None,
-    lookup: TlsaLookup | None,
-    records: tuple[TlsaRecord, ...],
-    dane: DaneVerdict | None,
-    cause: str | None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"host": item.host, "ip": item.ip, "port": obs.settings.port}
-    if probe is not None:
-        out.update(probe_json(probe))
-        out["host"], out["ip"] = item.host, item.ip
-    else:
-        out.update({"connected": None, "cause": cause, "transcript": []})
-    out["cert"] = verdict.to_json() if verdict is not None else None
-    dane_json: dict[str, Any] = lookup.to_json() if lookup is not None else {"state": "none"}
-    dane_json["tlsa"] = [r.to_json() for r in records]
-    dane_json["matched"] = None
-    if dane is not None:
-        verdict_json = dane.to_json()
-        dane_json["matched"] = verdict_json.get("matched")
-        dane_json["results"] = verdict_json.get("tlsa", [])
-    out["dane"] = dane_json
-    return out
-
-
-def _row(
-    item: HostAddress,
-    probe: SmtpProbe | None,
-    session: Session,
-    verdict: ChainVerdict | None,
-    lookup: TlsaLookup | None,
-    dane: DaneVerdict | None,
-    predictions: Mapping[Level, Any],
-) -> tuple[str, ...]:
-    starttls = {
-        Session.TLS: "yes",
-        Session.NO_STARTTLS: "not offered",
-        Session.REFUSED: "refused",
-        Session.HANDSHAKE_FAILED: "handshake failed",
-        Session.REJECTED: "rejected",
-        Session.UNKNOWN: "not probed" if probe is None else "unknown",
-    }[session]
-    tls = ""
-    if probe is not None and probe.tls is not None and probe.tls.ok:
-        tls = probe.tls.version or ""  # the cipher is in tls.ok and the JSON
-    cert = ""
-    if verdict is not None:
-        parts = ["trusted" if verdict.chain_trusted else "untrusted"]
-        parts.append("name ok" if verdict.name_matches else "wrong name")
-        if verdict.days_left is not None:
-            parts.append(f"{verdict.days_left} d" if verdict.days_left >= 0 else "expired")
-        cert = ", ".join(parts)
-    dane_cell = _TLSA_LABEL[lookup.state] if lookup is not None else ""
-    if dane is not None and dane.matched is not None and lookup is not None:
-        matched = " ".join(dane.matched.record.text.split()[:3])
-        signed = lookup.state is TlsaState.SECURE
-        dane_cell = f"match {matched}" if signed else f"match {matched} (unsigned)"
-    elif dane is not None:
-        dane_cell = "no match"
-    defers = [lvl.value for lvl, p in predictions.items() if p.outcome.value == "defer"]
-    unknown = all(p.outcome.value == "unknown" for p in predictions.values())
-    senders = "unknown" if unknown else (", ".join(defers) if defers else "none")
-    return (item.host, item.ip, starttls, tls, cert, dane_cell, senders)
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:
