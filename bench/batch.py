@@ -170,7 +170,8 @@ def main() -> int:
             port = int(ready.read_text())
             print(
                 f"{args.domains} synthetic domains, every answer delayed {args.delay_ms:g} ms;"
-                " all five DNS checks (mx, fcrdns, spf, dkim with ~44 selector probes, dmarc)"
+                " every check (mx, fcrdns, dnsbl, spf, dkim with ~44 selector probes, dmarc,"
+                " tls without SMTP: TLSA, MTA-STS, TLS-RPT)"
             )
             run_mailcheck(port, log, domains, args.concurrency)
             # A hosting panel knows its own selector: one DKIM query per domain, not ~45.
