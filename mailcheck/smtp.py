@@ -8,6 +8,10 @@ transcript of every line in both directions with milliseconds since connect. Eve
 its own timeout. Outcomes are values: a timeout, a closed connection or a malformed reply is
 an `SmtpFailure`, never an exception for the caller to catch.
 
+Whatever a server sends is kept as text people can safely read: control characters (C0, DEL,
+C1) in reply lines are written as `\\xNN` when the line is read, so that an escape sequence in
+a greeting never reaches a terminal through --transcript or a quoted reply.
+
 The connection is a plain asyncio Protocol rather than streams, because STARTTLS needs to see
 (and throw away) plaintext that arrived after the server's 220 (RFC 3207 §4.2), which a
 StreamReader keeps hidden in its buffer.
@@ -34,6 +38,10 @@ MAX_BUFFER = 256 * 1024
 """Stop reading from a server that floods us beyond this (more than any legal reply)."""
 
 _REPLY_LINE = re.compile(r"([0-9]{3})([ -]?)(.*)", re.S)
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
+"""C0 controls but tab, DEL and C1 controls (U+009B is a terminal's one-character CSI)."""
+_LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_SSL_LOCATION = "(_ssl.c:"
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
 QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 """Linux's TCP_QUICKACK (None elsewhere): acknowledge at once rather than after up to 40 ms.
@@ -44,6 +52,35 @@ our kernel, taking the conversation for interactive, delays that ACK. The ticket
 the protocol (SSLProtocol consumes them), so the socket is told before they arrive: after the
 handshake and after each write. The flag is not sticky (the kernel re-enters delayed-ACK mode
 on its own), hence every time."""
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as `\\xNN` (tab kept): safe on a terminal."""
+    return text.translate(_CONTROLS)
+
+
+def sni_name(name: str | None) -> str | None:
+    """The name to send as SNI, or None: only a host name of letters, digits and hyphens.
+
+    RFC 6066 §3: a DNS host name, no trailing dot, never an address literal. RFC 1035 §2.3.4:
+    labels of at most 63 octets, at most 253 in all. An MX target may hold any octets (a
+    binary label prints as `\\255...`), which OpenSSL's IDNA encoding refuses: no SNI then.
+    """
+    host = (name or "").removesuffix(".")
+    if not host or len(host) > 253:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    for label in host.split("."):
+        if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return None
+        if not _LDH.issuperset(label):
+            return None
+    return host
 
 
 class FailureKind(enum.StrEnum):
@@ -267,10 +304,14 @@ class SmtpConnection:
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float
     ) -> TlsEstablished | SmtpFailure:
-        """Upgrade this connection to TLS in place; on failure the connection is closed."""
+        """Upgrade this connection to TLS in place; on failure the connection is closed.
+
+        SNI is `server_hostname` when it is a valid host name (`sni_name`), else none is sent.
+        """
         began = time.monotonic()
         loop = asyncio.get_running_loop()
-        sni = server_hostname or None
+        sni = sni_name(server_hostname)
+        self.note(f"TLS handshake, SNI {sni}" if sni else "TLS handshake, no SNI")
         try:
             async with asyncio.timeout(timeout):
                 transport = await loop.start_tls(
@@ -292,6 +333,8 @@ class SmtpConnection:
             )
         except (ConnectionError, OSError) as exc:
             failure = SmtpFailure(FailureKind.CLOSED, _errno_text(exc), _ms_since(began))
+        except ValueError as exc:  # e.g. a name the ssl module cannot encode: never a crash
+            failure = SmtpFailure(FailureKind.ERROR, printable(str(exc)), _ms_since(began))
         else:
             if transport is None:  # pragma: no cover - only for a closed transport
                 failure = SmtpFailure(FailureKind.CLOSED, "connection closed", _ms_since(began))
@@ -333,7 +376,7 @@ class SmtpConnection:
                     return self._malformed(f"a reply line longer than {LINE_LIMIT} octets", began)
                 raw = bytes(pipe.buffer[:end])
                 del pipe.buffer[: end + 1]
-                return raw.rstrip(b"\r").decode("utf-8", errors="replace")
+                return printable(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
             if len(pipe.buffer) > LINE_LIMIT:
                 return self._malformed(f"a reply line longer than {LINE_LIMIT} octets", began)
             if pipe.eof:
@@ -415,8 +458,12 @@ def _errno_text(exc: BaseException) -> str:
 
 def _ssl_text(exc: ssl.SSLError) -> str:
     # str(SSLError) carries a source location ("(_ssl.c:1006)") that means nothing to a reader.
-    text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc.args[1] if len(exc.args) > 1 else exc))
-    return text or type(exc).__name__
+    # Cut at its last occurrence (no regex: a `\s*` before it would be quadratic on spaces).
+    text = str(exc.args[1] if len(exc.args) > 1 else exc)
+    at = text.rfind(_SSL_LOCATION)
+    if at >= 0 and text.endswith(")") and text[at + len(_SSL_LOCATION) : -1].isdigit():
+        text = text[:at].rstrip()
+    return printable(text) or type(exc).__name__
 
 
 def _ms_since(began: float) -> int:

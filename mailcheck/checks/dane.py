@@ -4,9 +4,10 @@
 it. `match_tlsa` does what a DANE sender does with the usable ones and the chain a server
 sent (RFC 7672 §3.1): DANE-EE(3) compares the leaf only, ignoring names and dates; DANE-TA(2)
 finds the pinned CA among the certificates the server sent, then verifies the leaf up to it
-(dates, and a name from `names`) with cryptography's verifier, using the TA as the only
-trust anchor (the verifier accepts an intermediate CA as anchor, so no hand-made checks are
-needed). Findings are made in mailcheck.checks.dane_findings.
+with cryptography's verifier, the TA as the only trust anchor, under OpenSSL's rules rather
+than the web's (no Authority Key Identifier needed), and checks what OpenSSL-based senders
+check besides: a name from `names` (SAN, or CN without SAN) and an extendedKeyUsage that
+allows serverAuth. Findings are made in mailcheck.checks.dane_findings.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 
-from mailcheck.checks.tls_cert import verify_to_anchors
+from mailcheck.checks.tls_cert import name_matches, purpose_error, verify_to_anchors
 from mailcheck.checks.tls_cert_parse import (
     CertInfo,
     ParsedChain,
@@ -143,6 +144,7 @@ class TlsaOutcome(enum.StrEnum):
     TA_NAME_MISMATCH = "ta-name-mismatch"
     TA_EXPIRED = "ta-expired"
     TA_NO_PATH = "ta-no-path"
+    TA_WRONG_PURPOSE = "ta-wrong-purpose"
     UNUSABLE = "unusable"
 
 
@@ -364,18 +366,55 @@ def _verify_to_ta(
     leaf = chain.leaf
     assert leaf is not None
     at = f"at depth {depth}" if depth is not None else "published in DNS"
-    ta_name = subject_text(ta)
-    built, error = verify_to_anchors(leaf.cert, chain.others, [ta], names, now)
-    if built:
+    prefix = f"DANE-TA: the CA {subject_text(ta)} {at} matches"
+    # RFC 7672 §3.1.2: the PKIX checks, the TA as the only anchor. Trust here is what OpenSSL
+    # (Postfix, Exim) checks, not the webpki profile: no AKI needed, and the name and the
+    # purpose are checked below, the name in the CN too when there is no SAN (§3.2.3).
+    path, error = verify_to_anchors(leaf.cert, chain.others, [ta], None, now)
+    if not path:
+        return _no_path(record, chain, depth, prefix, error, now)
+    wanted = " or ".join(names) or "(no name given)"
+    if not any(name_matches(leaf, n) for n in names):
+        presented = ", ".join(leaf.sans or leaf.common_names) or "no names"
+        where = "subjectAltName" if leaf.sans else "Common Name (it has no subjectAltName)"
         return RecordResult(
             record,
-            TlsaOutcome.MATCH,
+            TlsaOutcome.TA_NAME_MISMATCH,
             depth,
-            f"DANE-TA: the CA {ta_name} {at} matches, and the leaf chains to it, is within its "
-            f"dates and names {' or '.join(names)} (checked with cryptography's verifier, "
-            "this CA as the only trust anchor)",
+            f"{prefix} and the leaf chains to it, but the leaf's {where} is {presented}, "
+            f"which does not cover {wanted}",
         )
-    # Why not: dates first (RFC 7672 §3.1.2 keeps them for DANE-TA), then the name.
+    for d, cert in enumerate(path[:-1]):  # OpenSSL checks the purpose below the anchor
+        if problem := purpose_error(cert):
+            what = "the leaf" if d == 0 else f"the intermediate CA {subject_text(cert)}"
+            return RecordResult(
+                record,
+                TlsaOutcome.TA_WRONG_PURPOSE,
+                depth,
+                f"{prefix} and the leaf chains to it and names {wanted}, but {what} has "
+                f"{problem}: OpenSSL-based senders (Postfix, Exim) check the purpose on "
+                "DANE-TA chains and fail with 'unsupported certificate purpose' (DANE-EE "
+                "records skip this check)",
+            )
+    how = "CN" if not leaf.sans else "subjectAltName"
+    return RecordResult(
+        record,
+        TlsaOutcome.MATCH,
+        depth,
+        f"{prefix}, and the leaf chains to it, is within its dates and names {wanted} (in "
+        f"its {how}), checked with cryptography's verifier, this CA as the only trust anchor",
+    )
+
+
+def _no_path(
+    record: TlsaRecord,
+    chain: ParsedChain,
+    depth: int | None,
+    prefix: str,
+    error: str,
+    now: datetime,
+) -> RecordResult:
+    """Why the leaf does not verify up to the TA: dates first (RFC 7672 §3.1.2 keeps them)."""
     below = chain.certs[: (depth if depth is not None else len(chain.certs) - 1) + 1]
     for d, cert in enumerate(below):
         if cert is not None and not cert.not_before <= now <= cert.not_after:
@@ -385,24 +424,14 @@ def _verify_to_ta(
                 record,
                 TlsaOutcome.TA_EXPIRED,
                 depth,
-                f"DANE-TA: the CA {ta_name} {at} matches, but the certificate at depth {d} "
-                f"({cert.subject}) {state} {when:%Y-%m-%d}",
+                f"{prefix}, but the certificate at depth {d} ({cert.subject}) {state} "
+                f"{when:%Y-%m-%d}",
             )
-    trusted, _ = verify_to_anchors(leaf.cert, chain.others, [ta], None, now)
-    if trusted:
-        presented = ", ".join(leaf.sans or leaf.common_names) or "no names"
-        return RecordResult(
-            record,
-            TlsaOutcome.TA_NAME_MISMATCH,
-            depth,
-            f"DANE-TA: the CA {ta_name} {at} matches and the leaf chains to it, but the leaf "
-            f"is for {presented}, not {' or '.join(names) or '(no name given)'}",
-        )
     return RecordResult(
         record,
         TlsaOutcome.TA_NO_PATH,
         depth,
-        f"DANE-TA: the CA {ta_name} {at} matches, but the leaf does not chain to it ({error})",
+        f"{prefix}, but the leaf does not chain to it ({error})",
     )
 
 

@@ -151,8 +151,16 @@ def _matching(
         (
             "dane.ta-name-mismatch",
             f"Use a certificate that names {' or '.join(verdict.names) or host} (DANE-TA checks "
-            f"names, like a browser), or publish a DANE-EE record {publish}, which does not.",
+            "names: the subjectAltName, or the CN when there is none), or publish a DANE-EE "
+            f"record {publish}, which does not.",
             "RFC 7672 §3.2.2",
+        ),
+        (
+            "dane.ta-wrong-purpose",
+            "Have the certificate re-issued with serverAuth in its extendedKeyUsage (or with "
+            "no extendedKeyUsage at all), or publish a DANE-EE record "
+            f"{publish}, which does not check the purpose.",
+            "RFC 7672 §3.1.2; RFC 5280 §4.2.1.12",
         ),
         (
             "dane.ta-expired",
@@ -270,13 +278,19 @@ def _rollover(
             return []  # a record for another key exists (next key, or a mismatch reported)
     elif len(ee) > 1:
         return []
+    # Without a chain, only a lone record is known to pin one key; which one is unknown.
+    pinned = (
+        f"All TLSA records at {owner} pin the server's current certificate ({_list(ee)}) and "
+        if verdict is not None
+        else f"The only usable TLSA record at {owner} pins a single server key or certificate "
+        f"({_list(ee)}; no certificate was seen to compare it with) and "
+    )
     return [
         finding(
             "dane.no-rollover",
             Severity.WARNING,
-            f"All TLSA records at {owner} pin the server's current certificate ({_list(ee)}) and "
-            "none pins a next key or a CA: the day the key changes, DANE senders defer mail "
-            "until DNS catches up.",
+            f"{pinned}none pins a next key or a CA: the day the key changes, DANE senders "
+            "defer mail until DNS catches up.",
             "Before changing the key, publish a '3 1 1' record of the next key next to the "
             "current one and wait two TTLs; or add a '2 1 1' record of the issuing CA.",
             "RFC 7671 §8.1",

@@ -5,6 +5,11 @@ given the address in the URL, and `mta-sts.<domain>` as the SNI name (the `sni_h
 request extension) and Host header, so the certificate is verified against that name and not
 the IP (RFC 8461 §3.3). Redirects are not followed, the body is capped, and every attempt is
 bounded by `timeout`.
+
+The body is read as sent (`aiter_raw`): httpx would otherwise undo any Content-Encoding itself,
+whatever the request asked for, and a few hundred bytes of stacked gzip expand to gigabytes
+before a cap on decoded bytes is reached. The cap applies to the bytes on the wire; gzip and
+deflate are then undone here with zlib's `max_length`, so no step yields more than the cap.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -24,6 +31,7 @@ from mailcheck.checks.mta_sts_observation import (
     MtaStsObservation,
     PolicyFetch,
     PolicyResponse,
+    content_codings,
 )
 from mailcheck.checks.mta_sts_record import is_sts_candidate, join_txt
 from mailcheck.dns import DnsClient
@@ -32,6 +40,10 @@ DEFAULT_TIMEOUT = 10.0
 MAX_ADDRESSES = 4
 """Policy host addresses tried at most, in order (IPv4 first), before giving up."""
 USER_AGENT = "mailcheck (MTA-STS policy check)"
+MAX_CODINGS = 3
+"""Content codings undone at most; a body with more stacked on it is not decoded."""
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+"""zlib's window bits per supported content coding (RFC 9110 §8.4.1: gzip; deflate = zlib)."""
 
 Roots = ssl.SSLContext | str | os.PathLike[str] | None
 """Trust for the policy host: a ready context, a CA file (PEM), or None for the system store."""
@@ -128,20 +140,30 @@ async def fetch_from(
                 extensions={"sni_hostname": host, "trace": trace},
             ) as response,
         ):
-            body, size, oversize = b"", 0, False
+            raw, oversize = b"", False
             if response.status_code == 200:
-                body, size, oversize = await _read_capped(response)
+                raw, oversize = await _read_capped(response)
+            encoding = response.headers.get("content-encoding")
+            body, decode_error = None, None
+            if response.status_code == 200 and not oversize:
+                decoded = decode_content(raw, content_codings(encoding))
+                if isinstance(decoded, str):
+                    decode_error = decoded
+                elif len(decoded) > MAX_POLICY_BYTES:
+                    oversize = True
+                else:
+                    body = decoded.decode("utf-8", errors="replace")
             return PolicyResponse(
                 address=address,
                 status=response.status_code,
                 reason=response.reason_phrase,
                 content_type=response.headers.get("content-type"),
                 location=response.headers.get("location"),
-                body=body.decode("utf-8", errors="replace")
-                if response.status_code == 200 and not oversize
-                else None,
-                body_bytes=size,
+                body=body,
+                body_bytes=len(raw),
                 oversize=oversize,
+                content_encoding=encoding,
+                decode_error=decode_error,
             )
     except (TimeoutError, httpx.TimeoutException):
         return FetchAttempt(address, _step(events), f"no answer within {timeout:g} s", True, False)
@@ -149,14 +171,68 @@ async def fetch_from(
         return _failed(address, _step(events), exc)
 
 
-async def _read_capped(response: httpx.Response) -> tuple[bytes, int, bool]:
-    """The body up to MAX_POLICY_BYTES; stops reading one chunk past the cap."""
+async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
+    """The body as sent, content codings left alone, and whether it is over MAX_POLICY_BYTES.
+
+    Stops reading one chunk past the cap and keeps at most one byte more than it.
+    """
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         body += chunk
         if len(body) > MAX_POLICY_BYTES:
-            return bytes(body[:MAX_POLICY_BYTES]), len(body), True
-    return bytes(body), len(body), False
+            return bytes(body[: MAX_POLICY_BYTES + 1]), True
+    return bytes(body), False
+
+
+def decode_content(
+    raw: bytes, codings: Sequence[str], limit: int = MAX_POLICY_BYTES
+) -> bytes | str:
+    """Undo `codings` (in the order applied) on `raw`, the last applied first.
+
+    Returns the decoded body, or why it cannot be decoded. No step yields more than `limit + 1`
+    bytes: a longer result means the body is too long, and decoding stopped there. Only gzip
+    and deflate are supported, as in most HTTP clients.
+    """
+    if len(codings) > MAX_CODINGS:
+        return f"{len(codings)} content codings stacked ({', '.join(codings)})"
+    unsupported = [c for c in codings if c not in _WBITS]
+    if unsupported:
+        return f"content coding {unsupported[0]} is not supported (only gzip and deflate)"
+    data = raw
+    for coding in reversed(codings):
+        decoded = _inflate(data, _WBITS[coding], limit)
+        if isinstance(decoded, str) and coding == "deflate":
+            # RFC 9110 §8.4.1.2: deflate is the zlib format, but some servers send raw deflate.
+            raw_deflate = _inflate(data, -zlib.MAX_WBITS, limit)
+            decoded = decoded if isinstance(raw_deflate, str) else raw_deflate
+        if isinstance(decoded, str):
+            return f"{coding}: {decoded}"
+        if len(decoded) > limit:
+            return decoded
+        data = decoded
+    return data
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes | str:
+    """One zlib/gzip layer (gzip may have several members), stopping past `limit` bytes out."""
+    out = bytearray()
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            # max_length > 0 here (len(out) <= limit), and 0 would mean "no limit".
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            return f"corrupt data ({exc})"
+        if len(out) > limit:
+            return bytes(out)
+        if not inflater.eof:
+            return "truncated data"
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
+        if wbits != _WBITS["gzip"]:
+            return "data after the end of the stream"
 
 
 def _step(events: list[str]) -> FetchStep:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mailcheck.checks.mta_sts_record import (
@@ -79,16 +79,33 @@ class PolicyResponse:
     location: str | None
     """The Location header (redirects)."""
     body: str | None
-    """The body, decoded as UTF-8, for a 200 response within the size cap; else None."""
+    """The body, content codings undone and decoded as UTF-8, for a 200 response within the
+    size cap; else None."""
     body_bytes: int
-    """Bytes of body read (stops just past the cap)."""
+    """Bytes of body read as sent, before undoing content codings (stops just past the cap)."""
     oversize: bool
-    """True when the body is larger than MAX_POLICY_BYTES."""
+    """True when the body, as sent or once decoded, is larger than MAX_POLICY_BYTES."""
+    content_encoding: str | None = None
+    """The Content-Encoding header as sent (mailcheck asks for `identity`)."""
+    decode_error: str | None = None
+    """Why the content codings could not be undone (then `body` is None)."""
 
     @property
     def media_type(self) -> str:
         """The Content-Type without parameters, lower case (`text/plain`)."""
         return (self.content_type or "").split(";", 1)[0].strip().lower()
+
+    @property
+    def content_codings(self) -> tuple[str, ...]:
+        """The content codings applied to the body, in order, `identity` left out."""
+        return content_codings(self.content_encoding)
+
+
+def content_codings(header: str | None) -> tuple[str, ...]:
+    """The codings a Content-Encoding header lists, lower case, in the order applied, without
+    `identity` (RFC 9110 §8.4)."""
+    codings = (c.strip(" \t").lower() for c in (header or "").split(","))
+    return tuple(c for c in codings if c and c != "identity")
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,24 @@ class MtaStsObservation:
     """The TXT lookup of `_smtp._tls.<domain>`."""
     fetch: PolicyFetch | None
     """The policy fetch; None when no TXT record begins with `v=STSv1`."""
+    record: StsRecord | None = field(init=False, repr=False, compare=False)
+    """The MTA-STS TXT record, parsed, when there is exactly one (computed)."""
+    tlsrpt: TlsRptRecord | None = field(init=False, repr=False, compare=False)
+    """The TLS-RPT record, parsed, when there is exactly one (computed)."""
+    policy: StsPolicy | None = field(init=False, repr=False, compare=False)
+    """The policy file as fetched and parsed (possibly invalid); None when none was read
+    (computed)."""
+
+    def __post_init__(self) -> None:
+        # Parsed here, once: the verdicts read these many times, and a policy may be 64 KiB.
+        sts, tlsrpt = self.sts_texts, self.tlsrpt_texts
+        object.__setattr__(self, "record", parse_sts_record(sts[0]) if len(sts) == 1 else None)
+        object.__setattr__(
+            self, "tlsrpt", parse_tlsrpt_record(tlsrpt[0]) if len(tlsrpt) == 1 else None
+        )
+        response = self.fetch.response if self.fetch else None
+        body = response.body if response is not None and response.status == 200 else None
+        object.__setattr__(self, "policy", None if body is None else parse_sts_policy(body))
 
     @property
     def sts_texts(self) -> tuple[str, ...]:
@@ -137,26 +172,6 @@ class MtaStsObservation:
         """The `_smtp._tls` TXT records that begin with `v=TLSRPTv1` (RFC 8460 §3)."""
         texts = map(join_txt, self.tlsrpt_txt.txt_strings())
         return tuple(t for t in texts if is_tlsrpt_candidate(t))
-
-    @property
-    def record(self) -> StsRecord | None:
-        """The MTA-STS TXT record, parsed, when there is exactly one."""
-        texts = self.sts_texts
-        return parse_sts_record(texts[0]) if len(texts) == 1 else None
-
-    @property
-    def tlsrpt(self) -> TlsRptRecord | None:
-        """The TLS-RPT record, parsed, when there is exactly one."""
-        texts = self.tlsrpt_texts
-        return parse_tlsrpt_record(texts[0]) if len(texts) == 1 else None
-
-    @property
-    def policy(self) -> StsPolicy | None:
-        """The policy file as fetched and parsed (possibly invalid); None when none was read."""
-        response = self.fetch.response if self.fetch else None
-        if response is None or response.status != 200 or response.body is None:
-            return None
-        return parse_sts_policy(response.body)
 
     @property
     def applied_policy(self) -> StsPolicy | None:
@@ -193,6 +208,7 @@ class MtaStsObservation:
                 "attempts": [a.to_json() for a in fetch.attempts],
                 "status": response.status if response else None,
                 "content_type": response.content_type if response else None,
+                "content_encoding": response.content_encoding if response else None,
                 "location": response.location if response else None,
                 "bytes": response.body_bytes if response else None,
             },

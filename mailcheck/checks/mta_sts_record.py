@@ -19,13 +19,17 @@ TLSRPT_VERSION = "TLSRPTv1"
 
 # RFC 8461 §3.1: senders keep only the TXT records that begin with the version; a record that
 # starts with it but is otherwise broken still counts (and makes the policy invalid).
-_STS_CANDIDATE = re.compile(r"^v=STSv1(?![A-Za-z0-9])")
-_TLSRPT_CANDIDATE = re.compile(r"^v=TLSRPTv1(?![A-Za-z0-9])")
-_STS_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")  # RFC 8461 §3.1: sts-id = 1*32(ALPHA / DIGIT)
-_EXT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # §3.1, §3.2, RFC 8460 §3
-_EXT_VALUE = re.compile(r"^[\x21-\x3a\x3c\x3e-\x7e]+$")  # printable, no "=", ";" or space
-_POLICY_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,31}):[ \t]*(.*?)[ \t]*$")
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")  # RFC 5321 sub-domain
+# Every pattern here reads text a server controls (TXT records, the policy file), so each is
+# linear: a fixed prefix, or one character class per position with no nested or adjacent
+# repeats that could overlap; used with match/fullmatch, never search. Policy lines are split
+# with str.partition, not a regex (`(.*?)[ \t]*$` backtracks quadratically over blanks).
+_STS_CANDIDATE = re.compile(r"v=STSv1(?![A-Za-z0-9])")
+_TLSRPT_CANDIDATE = re.compile(r"v=TLSRPTv1(?![A-Za-z0-9])")
+_STS_ID = re.compile(r"[A-Za-z0-9]{1,32}")  # RFC 8461 §3.1: sts-id = 1*32(ALPHA / DIGIT)
+_EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")  # §3.1, §3.2, RFC 8460 §3
+_EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+")  # printable, no "=", ";" or space
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # RFC 5321 sub-domain
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 §3.1
 _WSP = " \t"
 POLICY_FIELDS = ("version", "mode", "max_age", "mx")
 
@@ -172,7 +176,7 @@ def _split_fields(text: str, version: str) -> tuple[list[str], list[Problem]]:
 
 def _name_value(part: str) -> tuple[str, str] | Problem:
     name, sep, value = part.partition("=")
-    if not sep or not _EXT_NAME.match(name) or not _EXT_VALUE.match(value):
+    if not sep or not _EXT_NAME.fullmatch(name) or not _EXT_VALUE.fullmatch(value):
         return Problem(name if sep else "record", part, "not a valid `name=value` field", True)
     return name, value
 
@@ -188,7 +192,7 @@ def parse_sts_record(text: str) -> StsRecord:
             if record_id is not None:
                 # §3.2 (also for the TXT fields): repeated fields after the first are ignored.
                 problems.append(Problem("id", part, "id appears twice; the first is used", False))
-            elif _STS_ID.match(value):
+            elif _STS_ID.fullmatch(value):
                 record_id = value
             else:
                 problems.append(
@@ -219,7 +223,7 @@ def parse_sts_policy(text: str) -> StsPolicy:
     """Parse a policy file (RFC 8461 §3.2; LF line ends are accepted too, erratum 6253)."""
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    patterns: list[str] = []
+    patterns: dict[str, None] = {}  # ordered and deduplicated in linear time
     extensions: list[tuple[str, str]] = []
     first_key: str | None = None
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -227,11 +231,13 @@ def parse_sts_policy(text: str) -> StsPolicy:
         if not line.strip(_WSP):
             continue
         where = f"line {number}"
-        match = _POLICY_LINE.match(line)
-        if match is None:
+        # §3.2: a field is its name, ":", optional blanks and the value (trailing blanks are
+        # allowed too); names have no ":", so the first colon ends the name.
+        key, colon, value = line.partition(":")
+        if not colon or not _EXT_NAME.fullmatch(key):
             problems.append(Problem(where, line, "not a `key: value` line; ignored", False))
             continue
-        key, value = match.group(1), match.group(2)
+        value = value.strip(_WSP)
         first_key = first_key or key
         if key == "mx":
             problems.extend(_check_pattern(where, value, patterns))
@@ -260,7 +266,7 @@ def parse_sts_policy(text: str) -> StsPolicy:
 
 
 def _check_required(
-    seen: dict[str, str], patterns: list[str], first_key: str | None, problems: list[Problem]
+    seen: dict[str, str], patterns: dict[str, None], first_key: str | None, problems: list[Problem]
 ) -> tuple[str | None, StsMode | None, int | None]:
     version = seen.get("version")
     if version is None:
@@ -305,13 +311,12 @@ def _check_required(
     return version, mode, max_age
 
 
-def _check_pattern(where: str, value: str, patterns: list[str]) -> list[Problem]:
+def _check_pattern(where: str, value: str, patterns: dict[str, None]) -> list[Problem]:
     """Validate one `mx` value: `["*."] Domain` (RFC 8461 §3.2); keep it when valid."""
     reason = pattern_defect(value)
     if reason:
         return [Problem(where, f"mx: {value}", reason + "; it matches nothing", False)]
-    if value.lower() not in patterns:
-        patterns.append(value.lower())
+    patterns.setdefault(value.lower())
     return []
 
 
@@ -325,7 +330,7 @@ def pattern_defect(pattern: str) -> str | None:
     labels = name.split(".")
     if "*" in name:
         return "a wildcard may only be the whole leftmost label, as in `*.example.com`"
-    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         return "not a valid host name"
     return None
 
@@ -399,7 +404,7 @@ def rua_defect(uri: str) -> str | None:
     scheme, colon, rest = uri.partition(":")
     if not uri:
         return "empty reporting URI"
-    if not colon or not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*$", scheme):
+    if not colon or not _URI_SCHEME.fullmatch(scheme):
         if "@" in uri:
             return f"a bare address is not a URI: write `mailto:{uri}`"
         return "not a URI: expected `mailto:` or `https:`"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailcheck.checks.base import lookup_failed
 from mailcheck.checks.mta_sts_observation import MtaStsObservation
-from mailcheck.checks.mta_sts_record import parse_tlsrpt_record, problem_list
+from mailcheck.checks.mta_sts_record import problem_list
 from mailcheck.model import Finding, Severity
 
 CHECK = "tls"
@@ -50,7 +50,8 @@ def judge_tls_rpt(obs: MtaStsObservation, wanted: bool) -> list[Finding]:
                 rfc="RFC 8460 §3",
             )
         ]
-    record = parse_tlsrpt_record(texts[0])
+    record = obs.tlsrpt
+    assert record is not None  # exactly one record, parsed with the observation
     if record.problems:
         consequence = "senders send no reports" if not record.valid else "senders tolerate this"
         return [

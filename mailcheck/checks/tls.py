@@ -25,6 +25,7 @@ from mailcheck.checks.mta_sts_observation import MtaStsObservation
 from mailcheck.checks.mx import observe_mx
 from mailcheck.checks.tls_cert import load_roots
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState, lookup_tlsa
+from mailcheck.checks.tls_probe import SmtpProbe
 from mailcheck.checks.tls_probes import ProbeCache
 from mailcheck.checks.tls_report import HostAddress, TlsObservation, evaluate_tls
 from mailcheck.checks.tls_settings import TlsSettings
@@ -104,8 +105,16 @@ async def _gather(ctx: CheckContext, started: list[asyncio.Future[Any]]) -> TlsO
         hosts += [_Host(ip, (ip,), ()) for ip in ctx.ips]
         mx_answer = None
     prober = ctx.probes or ProbeCache()
+
+    async def probe(h: _Host, ip: str) -> SmtpProbe:
+        # RFC 7672 §8.1: a DANE sender's SNI is the TLSA base domain, which differs from the
+        # MX host only behind a CNAME: then the probe waits for the host's TLSA lookup.
+        aliased = any(a.cname_chain for a in h.lookups)
+        lookup = await tlsa_of(h.host) if aliased else None
+        return await prober.probe(h.host, ip, settings, sni=lookup.host if lookup else None)
+
     probes = await asyncio.gather(
-        *(prober.probe(h.host, ip, settings) for h in hosts for ip in h.addresses if settings.smtp)
+        *(probe(h, ip) for h in hosts for ip in h.addresses if settings.smtp)
     )
     tlsa = await asyncio.gather(*(tlsa_of(h.host) for h in hosts))
     mta_sts = await sts if sts is not None else None

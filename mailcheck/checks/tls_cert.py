@@ -18,10 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
     DNSName,
     ExtensionPolicy,
+    Policy,
     PolicyBuilder,
     Store,
 )
@@ -48,12 +50,53 @@ __all__ = [
     "load_roots",
     "name_matches",
     "parse_chain",
+    "purpose_error",
     "subject_text",
     "verify_to_anchors",
 ]
 
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
+
+
+def _ca_may_sign(_policy: Policy, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    # RFC 5280 §4.2.1.3: a CA's keyUsage, when present, must allow signing certificates.
+    # Absent, OpenSSL takes basicConstraints alone; so do we.
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("the CA's keyUsage does not allow keyCertSign")
+
+
+# The webpki defaults, less the CA/Browser Forum profile's demands that OpenSSL does not make
+# (AKI on every certificate, keyUsage on every CA); `_TRUST_*` also drop the name and purpose.
+_ANY = Criticality.AGNOSTIC
+_SERVER_CA = (
+    ExtensionPolicy.webpki_defaults_ca()
+    .may_be_present(x509.AuthorityKeyIdentifier, _ANY, None)
+    .may_be_present(x509.KeyUsage, _ANY, _ca_may_sign)
+)
+_SERVER_EE = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.AuthorityKeyIdentifier, _ANY, None
+)
+_TRUST_CA = _SERVER_CA.may_be_present(x509.ExtendedKeyUsage, _ANY, None)
+_TRUST_EE = _SERVER_EE.may_be_present(x509.ExtendedKeyUsage, _ANY, None).may_be_present(
+    x509.SubjectAlternativeName, _ANY, None
+)
+_SERVER_USAGES = frozenset(
+    {
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        x509.ObjectIdentifier("2.16.840.1.113730.4.1"),  # Netscape Server Gated Crypto
+        x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.3"),  # Microsoft Server Gated Crypto
+    }
+)
+_USAGE_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+}
 
 
 @dataclass(frozen=True)
@@ -67,9 +110,9 @@ class ChainVerdict:
     checked_at: datetime
     """The time the dates were judged at."""
     pkix_valid: bool
-    """The full check passes: trusted chain, within dates, names the host (MTA-STS, `secure`)."""
+    """The full check for the MX host passes: trusted, dated, host in the SAN, EKU (MTA-STS)."""
     chain_trusted: bool
-    """The chain builds to a trusted root, dates and name aside."""
+    """The chain builds to a trusted root (no AKI needed, as in OpenSSL); dates, name, EKU aside."""
     trust_error: str
     """The verifier's reason when the full check fails (empty when it passed)."""
     path: tuple[str, ...]
@@ -209,37 +252,54 @@ def verify_to_anchors(
     names: Sequence[str] | None,
     at: datetime,
 ) -> tuple[tuple[x509.Certificate, ...], str]:
-    """The chain `leaf` builds to one of `anchors` (and the error when it builds none).
+    """The chain `leaf` builds to one of `anchors`, leaf first (and the error when it builds none).
 
-    With `names`, the full server check (webpki policy, the name must be in the SAN); with
-    None, trust alone: any key usage, no name, CN-only certificates allowed. An anchor may be
-    an intermediate CA (DANE-TA): cryptography's verifier takes any certificate as a root.
+    With `names`, the full server check: webpki rules for the name (in the SAN) and the
+    extended key usage (serverAuth). With None, trust alone: signatures, dates, basicConstraints,
+    any key usage, no name (CN-only certificates allowed). Neither requires what OpenSSL,
+    Go and Windows never look for (an Authority Key Identifier, a CA's keyUsage), so a
+    private CA's certificates are not refused for the CA/Browser Forum profile alone. An anchor
+    may be an intermediate CA (DANE-TA): cryptography's verifier takes any CA as a root.
     """
     if not anchors:
         return (), "no trusted root certificates to verify against"
     try:
         builder = PolicyBuilder().store(Store(list(anchors))).time(at)
         if names is None:
-            built = builder.extension_policies(
-                ca_policy=ExtensionPolicy.webpki_defaults_ca().may_be_present(
-                    x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None
-                ),
-                ee_policy=ExtensionPolicy.webpki_defaults_ee()
-                .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
-                .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None),
-            )
-            client = built.build_client_verifier().verify(leaf, list(intermediates))
+            trust = builder.extension_policies(ca_policy=_TRUST_CA, ee_policy=_TRUST_EE)
+            client = trust.build_client_verifier().verify(leaf, list(intermediates))
             return tuple(client.chain), ""
+        server = builder.extension_policies(ca_policy=_SERVER_CA, ee_policy=_SERVER_EE)
         error = ""
         for name in names:
             try:
-                verifier = builder.build_server_verifier(DNSName(name))
+                verifier = server.build_server_verifier(DNSName(name))
                 return tuple(verifier.verify(leaf, list(intermediates))), ""
             except Exception as exc:  # noqa: BLE001 - any verifier failure is a verdict
                 error = error or error_text(exc)
         return (), error
     except Exception as exc:  # noqa: BLE001 - bad input to the verifier is a verdict too
         return (), error_text(exc)
+
+
+def purpose_error(cert: x509.Certificate) -> str:
+    """What OpenSSL refuses in `cert`'s extendedKeyUsage for a TLS server's chain, else "".
+
+    OpenSSL checks every certificate below the trust anchor for the `sslserver` purpose (a
+    TLS client's default, Postfix and Exim included): an EKU, when present, must list
+    serverAuth or SGC; anyExtendedKeyUsage alone does not do (RFC 5280 §4.2.1.12).
+    """
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return ""
+    except Exception as exc:  # noqa: BLE001 - an unreadable extension is a reason too
+        return f"an unreadable extendedKeyUsage ({error_text(exc)})"
+    usages = list(ext.value)
+    if any(u in _SERVER_USAGES for u in usages):
+        return ""
+    shown = ", ".join(_USAGE_NAMES.get(u, u.dotted_string) for u in usages) or "nothing"
+    return f"extendedKeyUsage {shown}, without serverAuth"
 
 
 def name_matches(info: CertInfo, host: str) -> bool:

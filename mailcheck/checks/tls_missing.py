@@ -5,7 +5,9 @@ cause is one of: EHLO refused (the sender falls back to HELO, which has no START
 at all, a firewall masking the keyword (Cisco ESMTP inspection), an IP block that the server
 admits to only when asked anyway (STARTTLS, then `MAIL FROM:<>`), STARTTLS that works but is
 not advertised, or TLS simply not enabled. Each is its own finding, with the server's words
-as evidence, and each message says only what the probe really asked and heard.
+as evidence, and each message says only what the probe really asked and heard. A server that
+refuses HELO as well (or says 421 to EHLO) refuses the whole session: no sender gets as far as
+STARTTLS, and Postfix says "refused to talk to me" (`hello_refused`).
 tls_session.py calls in here and judges the rest of the session.
 """
 
@@ -65,8 +67,58 @@ def hidden_evidence(p: SmtpProbe) -> dict[str, Any]:
     return out
 
 
+def refused_before_tls(p: SmtpProbe) -> Reply | None:
+    """The reply that refuses the session before TLS: a non-2xx greeting, 421 to EHLO, or
+    HELO's non-2xx reply after a refused EHLO; None when the session was not refused."""
+    if p.greeting is not None and not p.greeting.positive:
+        return p.greeting
+    if p.ehlo is not None and p.ehlo.code == 421:
+        return p.ehlo
+    if p.ehlo is not None and not p.ehlo.positive and p.helo is not None:
+        return None if p.helo.positive else p.helo
+    return None
+
+
+def hello_refused(p: SmtpProbe, refusal: Reply, where: str, base: dict[str, Any]) -> Finding:
+    """The server refuses the session at its hello: 421 to EHLO, or EHLO and then HELO refused.
+
+    Postfix smtp(8) gives up there ("host H[ip] refused to talk to me: <reply>") at every TLS
+    level: the question of STARTTLS never comes up.
+    """
+    evidence = {**base, **hidden_evidence(p)}
+    blocked = block_reply(p.ehlo, p.helo, p.starttls_anyway, p.mail_from)
+    temporary = refusal.code // 100 == 4
+    said = (
+        f"closes the session at EHLO: '{refusal.text}'"
+        if p.helo is None
+        else f"rejects EHLO ('{p.ehlo.text if p.ehlo else '?'}') and HELO too: '{refusal.text}'"
+    )
+    why = (
+        f" It names a blocklist ('{block_words(blocked)}'): an IP reputation block against the "
+        "address we probed from, not a TLS problem."
+        if blocked
+        else ""
+    )
+    return tls_finding(
+        "tls.helo-rejected", Severity.WARNING if temporary else Severity.ERROR,
+        f"{where} {said}. Senders log 'host {p.host}[{p.ip}] refused to talk to me: "
+        f"{refusal.text}' and cannot deliver, whatever their TLS settings: the session ends "
+        f"before STARTTLS.{why}",
+        {**evidence, "block": block_words(blocked)} if blocked else evidence,
+        "Get the sending address delisted (see the dnsbl check)."
+        if blocked
+        else "Retry later; if it persists, check the server's connection and rate limits."
+        if temporary
+        else "Find the rule that rejects EHLO and HELO (HELO name checks, client "
+        "restrictions applied at HELO) and let the session go on; reject later, at RCPT, if you "
+        "must.",
+        "RFC 5321 §3.8" if refusal.code == 421 else "RFC 5321 §4.1.1.1",
+        indeterminate=temporary,
+    )  # fmt: skip
+
+
 def ehlo_refused(p: SmtpProbe, ehlo: Reply, where: str, base: dict[str, Any]) -> Finding:
-    """EHLO got a non-2xx reply (not 421): no ESMTP at all, or EHLO rejected."""
+    """EHLO got a non-2xx reply (not 421) and HELO was accepted: no ESMTP, or EHLO rejected."""
     evidence = {**base, **hidden_evidence(p)}
     if ehlo.code in (500, 502):
         return tls_finding(

@@ -3,15 +3,20 @@
 `probe_smtp` connects to one address, reads the greeting, says EHLO (HELO when EHLO is
 refused, as Postfix does), and, when STARTTLS is advertised, upgrades to TLS with a permissive
 client so that version, cipher and the whole certificate chain are always seen; then EHLO
-again and QUIT. When STARTTLS is not advertised it sends STARTTLS anyway and then
-`MAIL FROM:<>`, because some receivers (AT&T style) hide STARTTLS from blocklisted clients and
-tell the reason only on the next command. It never sends RCPT or DATA.
+again (HELO when that is refused, as Postfix does inside TLS too) and QUIT. SNI is the MX
+host name, or the name the caller gives (the TLSA base domain of an aliased MX host, RFC 7672
+§8.1), and none at all when it is not a valid host name. When STARTTLS is not advertised it
+sends STARTTLS anyway and then `MAIL FROM:<>`, because some receivers (AT&T style) hide
+STARTTLS from blocklisted clients and tell the reason only on the next command. It never
+sends RCPT or DATA.
 
 The STARTTLS command carries a pipelined `RSET` in the same packet (the CVE-2011-0411 test).
 A correct server throws it away (RFC 3207 §4.2); a vulnerable one answers it inside the TLS
 session, so that our post-TLS EHLO gets the RSET's reply and our QUIT gets the EHLO's. This
 costs no waiting. A server that refuses pipelined STARTTLS as a synchronisation error is
-probed once more without it.
+probed once more without it, and so is one whose session with it ends in a failed handshake
+or a failure inside TLS: our test must never be the cause of what is reported. `reprobe`
+says when the facts come from that second session.
 
 Every step has its own time limit (`ProbeTimeouts`), and the whole probe may have one more
 (`deadline`): a tarpit that answers each step just in time would otherwise hold one address for
@@ -43,6 +48,8 @@ from mailcheck.smtp import (
     SmtpConnection,
     SmtpFailure,
     TranscriptLine,
+    printable,
+    sni_name,
 )
 
 __all__ = [
@@ -53,6 +60,7 @@ __all__ = [
     "Step",
     "Stopped",
     "TlsResult",
+    "asterisk_banner",
     "permissive_context",
     "probe_smtp",
 ]
@@ -61,9 +69,11 @@ INJECTED = "RSET"
 """The command pipelined with STARTTLS: harmless, and answered with 250 by every server."""
 _MASKED = re.compile(r"X{4,}[A-Z]?", re.I)
 """Cisco ESMTP inspection overwrites unknown keywords with X, e.g. STARTTLS -> XXXXXXXA."""
-_ASTERISK_BANNER = re.compile(r"[\s*0-9]*\*{10,}[\s*0-9]*")
-"""Cisco PIX/ASA SMTP fixup replaces the greeting text with asterisks."""
+_BANNER_FIXUP = frozenset("0123456789* \t")
+"""What a greeting masked by Cisco PIX/ASA SMTP fixup holds (Postfix: strspn "20 *\\t\\n")."""
 _SYNC_ERROR = re.compile(r"synchroni[sz]|pipelin|too soon|talk(ed|s)? too soon", re.I)
+# Both run on server text: alternatives of fixed words and one repeat with a fixed tail, so
+# each takes time linear in the text (no nested or adjacent overlapping repeats).
 _SLACK = 0.005
 """A step that timed out this close to the deadline (seconds) ran into the deadline."""
 _NO_TIME_LEFT = SmtpFailure(FailureKind.TIMEOUT, "no time left", 0)
@@ -83,6 +93,12 @@ class ProbeTimeouts:
     """The TLS handshake."""
     quit: float = 5.0
     """The reply to QUIT (nothing depends on it)."""
+
+
+def asterisk_banner(text: str) -> bool:
+    """The greeting text is what Cisco PIX/ASA SMTP fixup leaves: asterisks (ten or more in a
+    row), digits and blanks only. Linear in the text, whatever a server sends."""
+    return "*" * 10 in text and _BANNER_FIXUP.issuperset(text)
 
 
 def permissive_context() -> ssl.SSLContext:
@@ -126,27 +142,60 @@ async def probe_smtp(
     helo: str,
     timeouts: ProbeTimeouts,
     deadline: float | None = None,
+    sni: str | None = None,
 ) -> SmtpProbe:
-    """Probe STARTTLS on one address (one connection at a time; two only when pipelined
-    STARTTLS was refused as a synchronisation error).
+    """Probe STARTTLS on one address (one connection at a time; a second one only when the
+    first, with `RSET` pipelined after STARTTLS, was refused or failed in or after the TLS
+    handshake).
 
+    `sni` is the name for SNI (default `host`; sent only when it is a valid host name).
     `deadline` bounds the whole probe, in seconds (None: only the step limits). When it runs
     out the probe stops at the step it is in, with `stopped.deadline` set and a TIMEOUT failure
     that says so; what was seen before is kept, transcript included.
     """
     limit = None if deadline is None else _Deadline(deadline, time.monotonic() + deadline)
-    probe = await _Session(host, ip, port, helo, timeouts, limit, inject=True).run()
-    if probe.pipelining_refused is None:
+    name = host if sni is None else sni
+    probe = await _Session(host, name, ip, port, helo, timeouts, limit, inject=True).run()
+    why = _why_again(probe)
+    if why is None:
         return probe
+    refused = probe.pipelining_refused
     if limit is not None and limit.left() <= 0:
-        # No time for the second session: keep what the first one saw, stopped at STARTTLS.
         failure = limit.failure(0)
         said = TranscriptLine(probe.elapsed_ms, "*", f"{failure.detail}: not probed again")
+        if refused is None:  # the first session's facts stand, and say they may be ours
+            note = f"{why}; no time left to probe again: this session's facts stand"
+            return replace(probe, reprobe=note, transcript=(*probe.transcript, said))
+        # No time for the second session: keep what the first one saw, stopped at STARTTLS.
         stopped = Stopped(Step.STARTTLS, failure, deadline=True)
         return replace(probe, stopped=stopped, transcript=(*probe.transcript, said))
-    note = f"probed again without pipelining: STARTTLS + {INJECTED} was refused"
-    again = await _Session(host, ip, port, helo, timeouts, limit, inject=False, note=note).run()
-    return replace(again, pipelining_refused=probe.pipelining_refused)
+    note = f"probed again without pipelining: {why}"
+    second = _Session(host, name, ip, port, helo, timeouts, limit, inject=False, note=note)
+    again = await second.run()
+    if refused is None and again.stopped is not None and again.stopped.deadline:
+        # The second session ran out of time: what the first one saw is all there is.
+        note = f"{why}; probed again without it, but the whole-probe limit ran out there"
+        return replace(probe, reprobe=note)
+    return replace(again, pipelining_refused=refused, reprobe=note)
+
+
+def _why_again(p: SmtpProbe) -> str | None:
+    """Why the session with the pipelined RSET cannot be the verdict; None when it can."""
+    if p.pipelining_refused is not None:
+        return f"STARTTLS + {INJECTED} was refused"
+    if not p.starttls_offered or (p.stopped is not None and p.stopped.deadline):
+        return None  # no RSET was pipelined (STARTTLS sent anyway), or no time is left
+    ended = ""
+    ehlo = p.post_tls_ehlo
+    if p.tls is not None and not p.tls.ok:
+        ended = f"a failed TLS handshake ({p.tls.error})"
+    elif p.post_tls_error is not None:
+        ended = f"a failure inside TLS ({p.post_tls_error.detail})"
+    elif ehlo is not None and not ehlo.positive:
+        ended = f"'{ehlo.text}' to EHLO inside TLS"
+    if not ended or p.injection:
+        return None  # a vulnerable server's answer to our RSET is the finding itself
+    return f"the session with STARTTLS + {INJECTED} ended in {ended}"
 
 
 class _Session:
@@ -155,6 +204,7 @@ class _Session:
     def __init__(
         self,
         host: str,
+        sni: str,
         ip: str,
         port: int,
         helo: str,
@@ -168,7 +218,7 @@ class _Session:
         self.deadline = deadline
         self.inject = inject
         self.note = note
-        self.p = SmtpProbe(host, ip, port)
+        self.p = SmtpProbe(host, ip, port, sni=sni_name(sni))
         self.started = time.monotonic()
 
     async def run(self) -> SmtpProbe:
@@ -196,7 +246,7 @@ class _Session:
         if isinstance(greeting, SmtpFailure):
             self._stop(conn, Step.GREETING, greeting)
             return
-        masked = bool(_ASTERISK_BANNER.fullmatch(" ".join(greeting.lines)))
+        masked = asterisk_banner(" ".join(greeting.lines))
         self.p = replace(
             self.p, greeting=greeting, greeting_ms=conn.elapsed_ms(), masked_banner=masked
         )
@@ -283,8 +333,8 @@ class _Session:
         if self._expired(conn, Step.HANDSHAKE):
             return False
         context = permissive_context()
-        result = await conn.start_tls(context, self.p.host, self._limit(self.timeouts.handshake))
-        discarded = early.decode("utf-8", errors="replace")
+        result = await conn.start_tls(context, self.p.sni, self._limit(self.timeouts.handshake))
+        discarded = printable(early.decode("utf-8", errors="replace"))
         if isinstance(result, SmtpFailure):
             result = self._stop(conn, Step.HANDSHAKE, result)
             tls = TlsResult(
@@ -303,6 +353,10 @@ class _Session:
         if isinstance(first, SmtpFailure):
             failure = self._stop(conn, Step.POST_TLS_EHLO, first)
             self.p = replace(self.p, post_tls_error=failure)
+            return
+        if not first.positive and first.code != 421:
+            # Postfix smtp(8) says HELO inside TLS too when EHLO there is refused (smtp_helo).
+            await self._helo_inside_tls(conn, first)
             return
         second = await conn.command("QUIT", self._limit(self.timeouts.quit))
         # A correct server answers QUIT with 221. One that executed the RSET we pipelined
@@ -324,6 +378,19 @@ class _Session:
             injection=injected if tested else None,
             injection_reply=first if injected else None,
         )
+
+    async def _helo_inside_tls(self, conn: SmtpConnection, ehlo: Reply) -> None:
+        self.p = replace(self.p, post_tls_ehlo=ehlo)
+        if self._expired(conn, Step.POST_TLS_HELO):
+            return
+        helo = await conn.command(f"HELO {self.helo_name}", self._limit(self.timeouts.command))
+        if isinstance(helo, SmtpFailure):
+            failure = self._stop(conn, Step.POST_TLS_HELO, helo)
+            self.p = replace(self.p, post_tls_error=failure)
+            return
+        self.p = replace(self.p, post_tls_helo=helo)
+        if helo.code != 421:
+            await self._quit(conn)
 
     async def _command(self, conn: SmtpConnection, step: Step, line: str) -> Reply | None:
         if self._expired(conn, step):

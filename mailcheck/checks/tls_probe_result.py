@@ -26,6 +26,7 @@ class Step(enum.StrEnum):
     STARTTLS = "starttls"
     HANDSHAKE = "handshake"
     POST_TLS_EHLO = "post-tls-ehlo"
+    POST_TLS_HELO = "post-tls-helo"
     STARTTLS_ANYWAY = "starttls-anyway"
     MAIL_FROM = "mail-from"
 
@@ -107,11 +108,14 @@ class SmtpProbe:
     """Everything one SMTP session with one MX address showed."""
 
     host: str
-    """The MX host name (sent as SNI)."""
+    """The MX host name."""
     ip: str
     """The address probed."""
     port: int
     """The port probed (25 for MX)."""
+    sni: str | None = None
+    """The name sent as SNI in the handshake: the MX host, or the TLSA base domain of an
+    aliased one (RFC 7672 §8.1); None when no name was sent (not a valid host name)."""
     connected: bool = False
     """True when the TCP connection was established."""
     connect_error: SmtpFailure | None = None
@@ -146,14 +150,21 @@ class SmtpProbe:
     """The reply to EHLO inside TLS."""
     post_tls_keywords: tuple[str, ...] = ()
     """The EHLO keywords inside TLS."""
+    post_tls_helo: Reply | None = None
+    """The reply to HELO inside TLS, sent when EHLO there got a non-2xx reply other than 421
+    (as Postfix does)."""
     post_tls_error: SmtpFailure | None = None
-    """The connection broke (closed, timeout) at the EHLO inside TLS."""
+    """The connection broke (closed, timeout) at the EHLO (or HELO) inside TLS."""
     starttls_anyway: Reply | None = None
     """The reply to STARTTLS sent although it was not advertised."""
     mail_from: Reply | None = None
     """The reply to `MAIL FROM:<>` after an unadvertised STARTTLS was refused."""
     stopped: Stopped | None = None
     """Where the session ended early, and why; None when it ran to QUIT."""
+    reprobe: str | None = None
+    """Why these facts come from a second session, made without the `RSET` pipelined with
+    STARTTLS (pipelining refused, or the first session failed in or after the handshake);
+    None when they come from the first and only session."""
     elapsed_ms: int = 0
     """The whole session, connect to close."""
     transcript: tuple[TranscriptLine, ...] = ()
@@ -166,6 +177,7 @@ class SmtpProbe:
             "host": self.host,
             "ip": self.ip,
             "port": self.port,
+            "sni": self.sni,
             "connected": self.connected,
             "connect_error": _failure(self.connect_error),
             "banner": _text(self.greeting),
@@ -184,11 +196,13 @@ class SmtpProbe:
             "chain_length": len(tls.chain_der) if tls else 0,
             "post_tls_ehlo": list(self.post_tls_keywords) if self.post_tls_ehlo else None,
             "post_tls_reply": _text(self.post_tls_ehlo),
+            "post_tls_helo_reply": _text(self.post_tls_helo),
             "post_tls_error": _failure(self.post_tls_error),
             "injection": self.injection,
             "starttls_anyway_reply": _text(self.starttls_anyway),
             "mail_from_reply": _text(self.mail_from),
             "stopped": self.stopped.to_json() if self.stopped else None,
+            "reprobe": self.reprobe,
             "elapsed_ms": self.elapsed_ms,
             "cause": cause,
             "transcript": [t.to_json() for t in self.transcript],

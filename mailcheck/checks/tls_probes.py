@@ -1,8 +1,8 @@
 """The probes of one run (or one batch): each MX address probed once, one connection at a time.
 
 A hosting panel's hundred domains often share two MX hosts: a batch hands every domain the
-same ProbeCache, so each (host, address, port) is probed once for all of them. Probes of
-different names on one address wait for each other: a server should never see two of our
+same ProbeCache, so each (host, SNI name, address, port) is probed once for all of them. Probes
+of different names on one address wait for each other: a server should never see two of our
 connections at once.
 """
 
@@ -18,25 +18,33 @@ PROBE_DEADLINE_CAP = 25.0
 
 
 class ProbeCache:
-    """Probes by (host, address, port, EHLO name); create it inside the running event loop."""
+    """Probes by (host, SNI name, address, port, EHLO name); create it inside the running
+    event loop."""
 
     def __init__(self) -> None:
-        self._probes: dict[tuple[str, str, int, str], asyncio.Future[SmtpProbe]] = {}
+        self._probes: dict[tuple[str, str, str, int, str], asyncio.Future[SmtpProbe]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.sent = 0
         """Probes that went on the wire (the rest were shared)."""
 
-    async def probe(self, host: str, ip: str, settings: TlsSettings) -> SmtpProbe:
-        """The probe of `ip` as `host`, run once however many ask."""
-        key = (host, ip, settings.port, settings.ehlo)
+    async def probe(
+        self, host: str, ip: str, settings: TlsSettings, sni: str | None = None
+    ) -> SmtpProbe:
+        """The probe of `ip` as `host` (SNI `sni`, default `host`), run once however many ask.
+
+        The SNI name is part of the key: a server may choose its certificate by it, so an
+        aliased MX host probed with its TLSA base domain is another probe.
+        """
+        name = host if sni is None else sni
+        key = (host, name, ip, settings.port, settings.ehlo)
         pending = self._probes.get(key)
         if pending is None:
             self.sent += 1
-            pending = asyncio.ensure_future(self._run(host, ip, settings))
+            pending = asyncio.ensure_future(self._run(host, name, ip, settings))
             self._probes[key] = pending
         return await asyncio.shield(pending)
 
-    async def _run(self, host: str, ip: str, settings: TlsSettings) -> SmtpProbe:
+    async def _run(self, host: str, sni: str, ip: str, settings: TlsSettings) -> SmtpProbe:
         step = settings.step_timeout
         timeouts = ProbeTimeouts(
             connect=step, greeting=step, command=step, handshake=step, quit=min(step, 5.0)
@@ -46,5 +54,11 @@ class ProbeCache:
         deadline = min(3 * step, PROBE_DEADLINE_CAP)
         async with self._locks.setdefault(ip, asyncio.Lock()):
             return await probe_smtp(
-                host, ip, settings.port, helo=settings.ehlo, timeouts=timeouts, deadline=deadline
+                host,
+                ip,
+                settings.port,
+                helo=settings.ehlo,
+                timeouts=timeouts,
+                deadline=deadline,
+                sni=sni,
             )

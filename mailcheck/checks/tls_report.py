@@ -21,9 +21,19 @@ from mailcheck.checks.mta_sts_observation import MtaStsObservation
 from mailcheck.checks.mta_sts_record import StsMode
 from mailcheck.checks.tls_cert import ChainVerdict, cert_findings, judge_chain, parse_chain
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState, coverage_findings, tlsa_dns_findings
+from mailcheck.checks.tls_inside import lost_inside_tls, refused_inside_tls
+from mailcheck.checks.tls_missing import refused_before_tls
 from mailcheck.checks.tls_probe import SmtpProbe
 from mailcheck.checks.tls_report_view import address_json, table_row
-from mailcheck.checks.tls_sender import Dane, Level, SenderFacts, Session, predict
+from mailcheck.checks.tls_sender import (
+    Dane,
+    Level,
+    SenderFacts,
+    Session,
+    postfix_reply,
+    predict,
+    reply_dsn,
+)
 from mailcheck.checks.tls_session import (
     SLOW_GREETING_S,
     session_findings,
@@ -32,13 +42,15 @@ from mailcheck.checks.tls_session import (
 from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsAnswer, Outcome
 from mailcheck.model import CheckResult, FactTable, FactTree, Finding, Severity
+from mailcheck.smtp import Reply
 
 CHECK = "tls"
 LEGACY_VERSIONS = frozenset({"SSLv3", "TLSv1", "TLSv1.1"})
 _SESSION_OF_CAUSE = {
     "tls.greeting-rejected": Session.REJECTED,
     "tls.greeting-tempfail": Session.REJECTED,
-    "tls.rejected-after-tls": Session.REJECTED,
+    "tls.helo-rejected": Session.REJECTED,
+    "tls.rejected-after-tls": Session.TLS_REJECTED,  # or lost, or unknown: see _session
     "tls.ehlo-rejected": Session.NO_STARTTLS,
     "tls.no-esmtp": Session.NO_STARTTLS,
     "tls.starttls-hidden-block": Session.NO_STARTTLS,
@@ -210,7 +222,8 @@ def _judge_address(
     names = list(dict.fromkeys([base, item.host]))
     dane = match_tlsa(records, parsed, names, now=obs.now) if records and parsed else None
     secure = lookup is not None and lookup.state is TlsaState.SECURE
-    if records and lookup is not None and session is not Session.UNKNOWN:
+    # An unknown session (unreachable, cut short) still has the record-only findings.
+    if records and lookup is not None:
         findings += dane_findings(
             base,
             port,
@@ -232,17 +245,22 @@ def _judge_address(
     legacy = probe is not None and probe.tls is not None and probe.tls.version in LEGACY_VERSIONS
     if (
         pkix_required
-        and session is Session.TLS
+        and session in (Session.TLS, Session.TLS_REJECTED, Session.TLS_LOST)
         and verdict is not None
         and (not verdict.pkix_valid or legacy)
     ):
         findings.append(_sts_cert_invalid(item, verdict, legacy))
+    refusal = _refusal(probe, session)
     facts = SenderFacts(
         item.host,
         item.ip,
         port,
         session,
-        reply=_reply(probe, session),
+        reply=postfix_reply(refusal) if refusal is not None else "",
+        dsn=reply_dsn(refusal, greeting=probe is not None and refusal is probe.greeting)
+        if refusal is not None
+        else "",
+        lost_at=(lost_inside_tls(probe) if probe is not None else None) or "EHLO",
         legacy_tls=legacy,
         pkix_trusted=verdict is not None
         and verdict.chain_trusted
@@ -279,21 +297,28 @@ def _session(probe: SmtpProbe | None, cause: str | None) -> Session:
         return Session.UNKNOWN
     if cause is None:
         return Session.TLS if probe.tls is not None and probe.tls.ok else Session.UNKNOWN
+    if cause == "tls.rejected-after-tls":
+        # Refused inside TLS (421, or HELO refused too), the connection lost there, or
+        # something a sender may see otherwise (a timeout, no reply to HELO): unknown.
+        if refused_inside_tls(probe) is not None:
+            return Session.TLS_REJECTED
+        return Session.TLS_LOST if lost_inside_tls(probe) is not None else Session.UNKNOWN
     return _SESSION_OF_CAUSE.get(cause, Session.UNKNOWN)
 
 
-def _reply(probe: SmtpProbe | None, session: Session) -> str:
+def _refusal(probe: SmtpProbe | None, session: Session) -> Reply | None:
+    """The reply a sender quotes where the session stopped (refused, or STARTTLS refused)."""
     if probe is None:
-        return ""
-    if session is Session.REJECTED:
-        for reply in (probe.greeting, probe.post_tls_ehlo):
-            if reply is not None and not reply.positive:
-                return reply.text
-        if probe.post_tls_error is not None:  # dropped inside TLS, no reply to quote
-            return f"lost connection after STARTTLS ({probe.post_tls_error.detail})"
-    if session is Session.REFUSED and probe.starttls is not None:
-        return probe.starttls.text
-    return ""
+        return None
+    match session:
+        case Session.REJECTED:
+            return refused_before_tls(probe)
+        case Session.TLS_REJECTED:
+            return refused_inside_tls(probe)
+        case Session.REFUSED:
+            return probe.starttls
+        case _:
+            return None
 
 
 def _dane_state(

@@ -71,6 +71,8 @@ def table_row(
         Session.REFUSED: "refused",
         Session.HANDSHAKE_FAILED: "handshake failed",
         Session.REJECTED: "rejected",
+        Session.TLS_REJECTED: "rejected in TLS",
+        Session.TLS_LOST: "dropped in TLS",
         Session.UNKNOWN: "not probed" if probe is None else "unknown",
     }[session]
     tls = ""

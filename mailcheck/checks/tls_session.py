@@ -1,13 +1,14 @@
 """What one SMTP session with an MX address says about STARTTLS (pure).
 
 `session_findings` turns an `SmtpProbe` into findings: could not probe (from here), refused
-or delayed at the greeting, EHLO refused, STARTTLS missing and why (an IP block the server
-only admits to on the next command, a firewall masking it, or simply not configured), STARTTLS
-refused, handshake failures, legacy TLS, rejection after TLS, STARTTLS command injection, and
-an informative finding when all is well. The server's own words are quoted as evidence.
-Why STARTTLS is missing is worked out in tls_missing.py. A probe cut short by its whole-probe
-deadline gets `tls.probe-deadline`, and nothing that would claim what happened after the cut.
-Certificates are judged elsewhere, from `probe.tls.chain_der`.
+or delayed at the greeting, EHLO refused (and HELO too), STARTTLS missing and why (an IP block
+the server only admits to on the next command, a firewall masking it, or simply not
+configured), STARTTLS refused, handshake failures, legacy TLS, what happens inside TLS
+(tls_inside.py), STARTTLS command injection, and an informative finding when all is well.
+The server's own words are quoted as evidence. Why STARTTLS is missing is worked out in
+tls_missing.py. A probe cut short by its whole-probe deadline gets `tls.probe-deadline`, and
+nothing that would claim what happened after the cut. Certificates are judged elsewhere, from
+`probe.tls.chain_der`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from mailcheck.checks.tls_inside import after_tls_finding
 from mailcheck.checks.tls_missing import (
     CHECK,
     block_words,
     ehlo_refused,
+    hello_refused,
     hidden_evidence,
     not_advertised,
     stopped_by_deadline,
@@ -51,6 +54,7 @@ NO_TLS_CODES = (
     "tls.probe-deadline",
     "tls.greeting-rejected",
     "tls.greeting-tempfail",
+    "tls.helo-rejected",
     "tls.ehlo-rejected",
     "tls.no-esmtp",
     "tls.starttls-hidden-block",
@@ -121,10 +125,16 @@ def _judge(p: SmtpProbe, slow_s: float) -> Iterator[Finding]:
             "), slow reverse DNS lookups of clients at connect, and the server's load.",
             "RFC 5321 §4.5.3.2.1",
         )  # fmt: skip
+    if p.ehlo is not None and p.ehlo.code == 421:
+        yield hello_refused(p, p.ehlo, where, base)  # RFC 5321 §3.8: the server closes
+        return
     if p.ehlo is None or (not p.ehlo.positive and p.helo is None):
         yield _broken(p, where, base)
         return
     base["ehlo"] = p.ehlo.text
+    if p.helo is not None and not p.helo.positive:
+        yield hello_refused(p, p.helo, where, base)
+        return
     if not p.ehlo.positive:
         yield ehlo_refused(p, p.ehlo, where, base)
         return
@@ -160,7 +170,7 @@ def _broken(p: SmtpProbe, where: str, base: dict[str, Any]) -> Finding:
     if stopped_by_deadline(p):
         return _ran_out(p, where, base)
     stopped = p.stopped
-    # Without a recorded stop, the session ended on a reply: a 421 to HELO or EHLO.
+    # Without a recorded stop (odd data), name the last step that got a reply.
     step = (
         stopped.step
         if stopped
@@ -185,9 +195,7 @@ def _broken(p: SmtpProbe, where: str, base: dict[str, Any]) -> Finding:
             "sending host.",
             "RFC 5321 §4.5.3.2.1", indeterminate=True,
         )  # fmt: skip
-    last = p.helo or p.ehlo
-    reply_421 = last is not None and last.code == 421
-    detail = last.text if reply_421 and last else (failure.detail if failure else "unknown")
+    detail = failure.detail if failure else "unknown"
     timeout = failure is not None and failure.kind is FailureKind.TIMEOUT
     return tls_finding(
         "tls.session-broken", Severity.ERROR,
@@ -196,7 +204,7 @@ def _broken(p: SmtpProbe, where: str, base: dict[str, Any]) -> Finding:
         evidence,
         "Read the transcript and the server's log for this session; check the server and any "
         "proxy or firewall in front of it that speaks SMTP.",
-        "RFC 5321 §4.2", indeterminate=timeout or reply_421,
+        "RFC 5321 §4.2", indeterminate=timeout,
     )  # fmt: skip
 
 
@@ -288,19 +296,10 @@ def _inside_tls(p: SmtpProbe, where: str, base: dict[str, Any]) -> Iterator[Find
     if stopped_by_deadline(p):
         problems = True
         yield _ran_out(p, where, base)  # no EHLO reply inside TLS: that part is unknown
-    what = "" if stopped_by_deadline(p) else _after_tls_problem(p)
-    if what:
+    after = None if stopped_by_deadline(p) else after_tls_finding(p, where, about)
+    if after is not None:
         problems = True
-        yield tls_finding(
-            "tls.rejected-after-tls", Severity.ERROR,
-            f"TLS with {where} works ({tls.version}), but the server then {what}. Senders "
-            "cannot deliver over TLS; those that do not require it may retry in plaintext.",
-            {**about, "post_tls_ehlo": p.post_tls_ehlo.text if p.post_tls_ehlo else None,
-             "post_tls_error": p.post_tls_error.to_json() if p.post_tls_error else None},
-            "Check the server's log for TLS sessions: a policy that rejects TLS clients, a "
-            "crash after the handshake, or a proxy that cannot carry TLS.",
-            "RFC 3207 §4.2",
-        )  # fmt: skip
+        yield after
     if p.injection:
         problems = True
         shown = p.injection_reply.text if p.injection_reply else "?"
@@ -322,7 +321,8 @@ def _inside_tls(p: SmtpProbe, where: str, base: dict[str, Any]) -> Iterator[Find
             f"STARTTLS with {where} works: {tls.version}, {tls.cipher} ({tls.bits} bits).",
             {**about, "handshake_ms": tls.handshake_ms, "certificates": len(tls.chain_der),
              "post_tls_ehlo": list(p.post_tls_keywords), "injection": tested,
-             "pipelining_refused": p.pipelining_refused.text if p.pipelining_refused else None},
+             "pipelining_refused": p.pipelining_refused.text if p.pipelining_refused else None,
+             "reprobe": p.reprobe},
         )  # fmt: skip
 
 
@@ -371,11 +371,3 @@ def _ran_out(p: SmtpProbe, where: str, base: dict[str, Any]) -> Finding:
         "postscreen), slow lookups at connect, and its load.",
         "RFC 5321 §4.5.3.2", indeterminate=True,
     )  # fmt: skip
-
-
-def _after_tls_problem(p: SmtpProbe) -> str:
-    if p.post_tls_ehlo is not None and not p.post_tls_ehlo.positive:
-        return f"rejects the session inside TLS: EHLO got '{p.post_tls_ehlo.text}'"
-    if p.post_tls_error is not None:
-        return f"drops it at the EHLO inside TLS ({p.post_tls_error.detail})"
-    return ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,13 @@ from mailcheck.checks.mx import gather_mx
 from mailcheck.dns import DnsClient, DnsConfig, Nameserver
 from mailcheck.model import Finding, Status, status_of
 from tests.lab.dnsserver import LabHandle
-from tests.lab.https_policy import ADDRESS, DEAD_ADDRESS, PolicyHost
+from tests.lab.https_policy import (
+    ADDRESS,
+    BOMB_BYTES,
+    DEAD_ADDRESS,
+    PolicyHost,
+    encoded_reply,
+)
 from tests.lab.pki import LabPki
 
 TIMEOUT = 2.0
@@ -228,3 +235,51 @@ def test_bare_tlsrpt_address(config: DnsConfig, policy_host: PolicyHost) -> None
     syntax = next(f for f in findings if f.code == "tls-rpt.syntax")
     assert "mailto:tlsrpt@badrua.sts.test" in syntax.message
     assert obs.to_json()["tls_rpt"]["valid"] is False
+
+
+def encoded_host(tmp_path: Path, name: str) -> PolicyHost:
+    """A policy host serving `encoded_reply(name)` for good.sts.test (whose TXT announces it)."""
+    return PolicyHost(LabPki(tmp_path), {"good": encoded_reply(name)})
+
+
+def test_gzip_bomb_is_refused_in_bounded_memory_and_time(config: DnsConfig, tmp_path: Path) -> None:
+    with encoded_host(tmp_path, "bomb") as host:
+        tracemalloc.start()
+        try:
+            started = time.monotonic()
+            obs, findings = gather(config, host, "good.sts.test")
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    # A few hundred bytes that expand to 64 MiB: httpx alone would decode all of it at once.
+    assert peak < BOMB_BYTES // 8, f"peak {peak >> 20} MiB"
+    assert elapsed < TIMEOUT
+    assert obs.fetch is not None and obs.fetch.response is not None
+    response = obs.fetch.response
+    assert response.content_encoding == "gzip, gzip" and response.body_bytes < 1024
+    assert response.oversize and response.body is None and obs.policy is None
+    assert {f.code for f in findings} == {"mta-sts.fetch-failed", "tls-rpt.ok"}
+    failed = next(f for f in findings if f.code == "mta-sts.fetch-failed")
+    assert failed.evidence["step"] == "http" and failed.evidence["content_encoding"] == "gzip, gzip"
+    assert "decompressed" in failed.message and not failed.indeterminate
+    assert status_of(findings) is Status.FAIL
+
+
+def test_gzip_policy_is_decompressed_and_flagged(config: DnsConfig, tmp_path: Path) -> None:
+    with encoded_host(tmp_path, "gzip") as host:
+        obs, findings = gather(config, host, "good.sts.test")
+    assert {f.code for f in findings} == {"mta-sts.content-encoding", "tls-rpt.ok"}
+    assert status_of(findings) is Status.WARNING
+    policy = obs.applied_policy
+    assert policy is not None and policy.mode is StsMode.ENFORCE
+    assert policy.covers("a.mx.good.sts.test")
+
+
+def test_unsupported_content_coding_is_a_failed_fetch(config: DnsConfig, tmp_path: Path) -> None:
+    with encoded_host(tmp_path, "brotli") as host:
+        obs, findings = gather(config, host, "good.sts.test")
+    assert {f.code for f in findings} == {"mta-sts.fetch-failed", "tls-rpt.ok"}
+    failed = next(f for f in findings if f.code == "mta-sts.fetch-failed")
+    assert failed.evidence["content_encoding"] == "br" and "br" in failed.evidence["detail"]
+    assert obs.policy is None

@@ -129,8 +129,17 @@ def test_tlsa_of_an_aliased_mx_host_is_found_at_the_expanded_name(world: TlsWorl
     # RFC 7672 §2.2.2: mx-alias is a CNAME for mx-good (secure), whose TLSA records apply.
     result = check(world, "alias.tls.test")
     assert "dane.match" in codes(result), codes(result)
-    dane = host(result, "mx-alias.tls.test")["dane"]
+    alias = host(result, "mx-alias.tls.test")
+    dane = alias["dane"]
     assert isinstance(dane, dict) and dane["owner"] == "_2525._tcp.mx-good.tls.test."
+    # RFC 7672 §8.1: SNI is the TLSA base domain, the expanded name, as DANE senders send it.
+    assert alias["sni"] == "mx-good.tls.test"
+    assert any(t["text"] == "TLS handshake, SNI mx-good.tls.test" for t in alias["transcript"])  # type: ignore[attr-defined]
+
+
+def test_sni_of_a_plain_mx_host_is_its_name(world: TlsWorld) -> None:
+    result = check(world, "good.tls.test")
+    assert host(result, "mx-good.tls.test")["sni"] == "mx-good.tls.test"
 
 
 def test_a_mixed_domain_judges_every_mx_not_only_the_first(world: TlsWorld) -> None:

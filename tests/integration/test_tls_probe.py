@@ -9,14 +9,22 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 
+import dns.name
 import pytest
 
-from mailcheck.checks.tls_probe import HandshakeError, ProbeTimeouts, SmtpProbe, Step, probe_smtp
+from mailcheck.checks.tls_probe import (
+    HandshakeError,
+    ProbeTimeouts,
+    SmtpProbe,
+    Step,
+    probe_smtp,
+)
 from mailcheck.checks.tls_session import probe_json, session_findings, starttls_cause
-from mailcheck.smtp import FailureKind, SmtpConnection, SmtpFailure
+from mailcheck.smtp import FailureKind, Reply, SmtpConnection, SmtpFailure, TlsEstablished
 from tests.lab.pki import LabCert, LabPki
 from tests.lab.tls_smtpd import NAME, SCENARIOS, Scenario, TlsSmtpLab
 
@@ -73,7 +81,14 @@ EXPECTED = {
     "greeting-421": ["tls.greeting-tempfail"],
     "slow-greeting": ["tls.ok"],
     "post-tls-554": ["tls.rejected-after-tls"],
+    "post-tls-421": ["tls.rejected-after-tls"],
+    "post-tls-helo-only": ["tls.ehlo-rejected-after-tls"],
     "close-after-tls": ["tls.rejected-after-tls"],
+    "ehlo-421": ["tls.helo-rejected"],
+    "helo-rejected": ["tls.helo-rejected"],
+    "fragile-pipelining": ["tls.ok"],
+    "escapes": ["tls.ok"],
+    "asterisks-x": ["tls.ok"],
     "legacy-tls": ["tls.legacy-version"],
     "unadvertised": ["tls.starttls-unadvertised"],
     "unadvertised-alert": ["tls.starttls-missing", "tls.handshake-failed"],
@@ -215,10 +230,52 @@ def test_greeting_timeout(lab: TlsSmtpLab) -> None:
 def test_rejected_after_tls(lab: TlsSmtpLab) -> None:
     rejected = probe(lab, "post-tls-554")
     assert rejected.post_tls_ehlo is not None and rejected.post_tls_ehlo.code == 554
+    # As Postfix does, HELO follows a refused EHLO inside TLS; it is refused too.
+    assert rejected.post_tls_helo is not None and rejected.post_tls_helo.code == 554
+    assert sent(rejected)[-3:] == [f"EHLO {HELO}", f"HELO {HELO}", "QUIT"]
     dropped = probe(lab, "close-after-tls")
     assert dropped.post_tls_error is not None and dropped.post_tls_error.kind is FailureKind.CLOSED
     assert dropped.stopped is not None and dropped.stopped.step is Step.POST_TLS_EHLO
     assert starttls_cause(dropped) == "tls.rejected-after-tls"
+    (finding,) = session_findings(dropped)
+    assert "while performing the EHLO handshake" in finding.message
+    assert not finding.indeterminate
+
+
+def test_421_inside_tls_ends_the_session(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "post-tls-421")
+    assert result.post_tls_ehlo is not None and result.post_tls_ehlo.code == 421
+    assert result.post_tls_helo is None and sent(result)[-1] == f"EHLO {HELO}"
+    (finding,) = session_findings(result)
+    assert "refused to talk to me: 421 4.3.2" in finding.message
+
+
+def test_helo_inside_tls_after_a_refused_ehlo(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "post-tls-helo-only")
+    assert result.post_tls_ehlo is not None and result.post_tls_ehlo.code == 502
+    assert result.post_tls_helo is not None and result.post_tls_helo.code == 250
+    assert sent(result)[-3:] == [f"EHLO {HELO}", f"HELO {HELO}", "QUIT"]
+    assert starttls_cause(result) is None  # mail still goes over TLS, without ESMTP
+    (finding,) = session_findings(result)
+    assert finding.severity == "warning" and "without ESMTP" in finding.message
+
+
+def test_421_to_ehlo_is_a_refused_session(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "ehlo-421")
+    assert sent(result) == [f"EHLO {HELO}"]  # RFC 5321 §3.8: the server closes after 421
+    (finding,) = session_findings(result)
+    assert finding.code == "tls.helo-rejected" and finding.indeterminate
+    assert "refused to talk to me: 421 4.7.0" in finding.message
+
+
+def test_helo_refused_too_is_a_refused_session(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "helo-rejected")
+    assert result.helo is not None and result.helo.code == 550
+    (finding,) = session_findings(result)
+    assert finding.code == "tls.helo-rejected" and not finding.indeterminate
+    assert "refused to talk to me: 550 5.7.1" in finding.message
+    assert "TLS is required" not in finding.message and finding.evidence["block"]
+    assert starttls_cause(result) == "tls.helo-rejected"
 
 
 def test_legacy_tls_only(lab: TlsSmtpLab) -> None:
@@ -241,6 +298,7 @@ def test_unadvertised_starttls_whose_handshake_fails(lab: TlsSmtpLab) -> None:
     assert result.starttls_anyway is not None and result.starttls_anyway.code == 220
     assert result.tls is not None and result.tls.error_kind is HandshakeError.ALERT
     assert result.mail_from is None and sent(result) == [f"EHLO {HELO}", "STARTTLS"]
+    assert result.reprobe is None  # nothing was pipelined: no second session
     missing, failed = session_findings(result)
     assert "MAIL FROM" not in missing.message and "handshake then failed" in missing.message
     assert "not advertised" in failed.message and failed.evidence["failure"] == "alert"
@@ -310,6 +368,95 @@ def test_pipelining_refusal_probes_again(lab: TlsSmtpLab) -> None:
     assert result.injection is None and result.tls is not None and result.tls.ok
     assert "RSET" not in sent(result)
     assert any("probed again" in t.text for t in result.transcript)
+    assert result.reprobe is not None and "was refused" in result.reprobe
+
+
+def test_a_failure_our_pipelined_rset_caused_is_not_reported(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "fragile-pipelining")
+    assert codes(result) == ["tls.ok"] and result.tls is not None and result.tls.ok
+    assert result.reprobe is not None and "failed TLS handshake" in result.reprobe
+    assert result.injection is None and "RSET" not in sent(result)
+    (ok,) = session_findings(result)
+    assert ok.evidence["injection"] == "not tested" and ok.evidence["reprobe"] == result.reprobe
+    assert probe_json(result)["reprobe"] == result.reprobe
+
+
+@pytest.mark.parametrize("name", ["close-after-220", "post-tls-554", "close-after-tls"])
+def test_a_real_failure_is_confirmed_without_the_rset(lab: TlsSmtpLab, name: str) -> None:
+    result = probe(lab, name)
+    assert result.reprobe is not None and "session with STARTTLS + RSET ended in" in result.reprobe
+    assert "RSET" not in sent(result) and result.injection is None
+    assert codes(result) == EXPECTED[name]
+
+
+def test_a_good_session_is_not_probed_again(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "good")
+    assert result.reprobe is None and "RSET" in sent(result)
+
+
+def sni_seen(lab: TlsSmtpLab, name: str) -> str | None:
+    return [sni for server, sni in lab.sni_seen if server == name][-1]
+
+
+def test_sni_is_the_mx_host_name(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "good")
+    assert result.sni == NAME and sni_seen(lab, "good") == NAME
+    assert probe_json(result)["sni"] == NAME
+
+
+def test_sni_may_be_the_tlsa_base_domain(lab: TlsSmtpLab) -> None:
+    ip, port = lab.address("good")
+    base = "mx-base.tls.test"
+    result = asyncio.run(probe_smtp(NAME, ip, port, helo=HELO, timeouts=FAST, sni=base))
+    assert result.host == NAME and result.sni == base and sni_seen(lab, "good") == base
+    assert any(t.text == f"TLS handshake, SNI {base}" for t in result.transcript)
+
+
+def test_a_hostile_mx_name_is_probed_without_sni(lab: TlsSmtpLab) -> None:
+    # A 20-octet binary label, as dnspython prints it: OpenSSL's IDNA encoding refuses it.
+    hostile = dns.name.Name([b"\xff" * 20, b"example", b""]).to_text().rstrip(".")
+    ip, port = lab.address("good")
+    result = asyncio.run(probe_smtp(hostile, ip, port, helo=HELO, timeouts=FAST))
+    assert result.tls is not None and result.tls.ok and codes(result) == ["tls.ok"]
+    assert result.sni is None and sni_seen(lab, "good") is None
+
+
+class _IdnaRefusing(ssl.SSLContext):
+    """A client context that fails as the ssl module does for a name it cannot encode."""
+
+    def wrap_bio(self, *args: object, **kwargs: object) -> ssl.SSLObject:
+        raise UnicodeError("encoding with 'idna' codec failed (label empty or too long)")
+
+
+def test_an_unusable_tls_argument_is_a_failure_not_a_crash(lab: TlsSmtpLab) -> None:
+    async def upgrade() -> TlsEstablished | SmtpFailure:
+        opened = await SmtpConnection.open(*lab.address("good"), 2.0)
+        assert isinstance(opened, SmtpConnection)
+        await opened.read_reply(2.0)
+        assert isinstance(await opened.command("STARTTLS", 2.0), Reply)
+        return await opened.start_tls(_IdnaRefusing(ssl.PROTOCOL_TLS_CLIENT), NAME, 2.0)
+
+    failure = asyncio.run(upgrade())
+    assert isinstance(failure, SmtpFailure) and failure.kind is FailureKind.ERROR
+    assert "idna" in failure.detail
+
+
+def test_a_greeting_of_asterisks_is_judged_in_linear_time(lab: TlsSmtpLab) -> None:
+    # `220 ****...x` made the old pattern cubic, blocking the loop past every deadline.
+    started = time.monotonic()
+    result = probe(lab, "asterisks-x", deadline=2.0)
+    assert time.monotonic() - started < 1.0
+    assert result.greeting is not None and not result.masked_banner
+    assert probe(lab, "masked").masked_banner
+
+
+def test_control_characters_in_replies_are_escaped(lab: TlsSmtpLab) -> None:
+    result = probe(lab, "escapes")
+    assert result.greeting is not None
+    assert result.greeting.lines == ("mx.tls.test \\x1b[31mred\\x00", "ok \\x9b2J\\x7f")
+    assert probe_json(result)["banner"] == "220 mx.tls.test \\x1b[31mred\\x00 / ok \\x9b2J\\x7f"
+    controls = {chr(c) for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))} - {"\t"}
+    assert not any(set(t.text) & controls for t in result.transcript)
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,12 @@
 
 fixtures/zones/sts.test.zone points `mta-sts.<scenario>.sts.test` at ADDRESS; this server
 binds ADDRESS on a free port and serves each scenario's reply (a good policy, a redirect, a
-404, a wrong media type, bad policies, a hang, an oversized body). The certificate comes from
-the lab PKI and names every scenario host except `wrongcert`, which gets a certificate for
-another name. A request whose Host header differs from its SNI name gets 421.
+404, a wrong media type, bad policies, a hang, an oversized body). `encoded_reply` builds
+replies with a Content-Encoding (gzip, a gzip bomb, brotli); sts.test has no names of their own
+for them, so a test serves one as `good` from a host of its own:
+`PolicyHost(pki, {"good": encoded_reply("bomb")})`. The certificate comes from the lab PKI
+and names every scenario host except `wrongcert`, which gets a certificate for another name.
+A request whose Host header differs from its SNI name gets 421.
 
     with PolicyHost(LabPki(tmp_path)) as host:
         ...  # gather_mta_sts(dns, "good.sts.test", port=host.port, roots=host.ca_file, ...)
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import ssl
 import threading
+import zlib
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -55,6 +60,8 @@ class Reply:
     """A Location header (redirects)."""
     hang: bool = False
     """Read the request and never answer (the client must time out)."""
+    content_encoding: str | None = None
+    """A Content-Encoding header, sent whatever the request's Accept-Encoding says."""
 
 
 def _enforce(label: str, *patterns: str) -> bytes:
@@ -103,6 +110,37 @@ SCENARIOS: Mapping[str, Reply] = {
     "slow": Reply(hang=True),
     "big": Reply(body=_enforce("big") + b"# padding\r\n" * 7000),
 }
+
+
+def gzip_bomb(decoded_bytes: int, layers: int = 2) -> bytes:
+    """`decoded_bytes` zero bytes gzip-compressed `layers` times: a few hundred bytes that
+    expand a thousandfold per layer. Built a MiB at a time, never holding the zeros."""
+    zeros = bytes(1 << 20)
+    inner = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [inner.compress(zeros) for _ in range(decoded_bytes >> 20)]
+    parts += [inner.compress(bytes(decoded_bytes % len(zeros))), inner.flush()]
+    data = b"".join(parts)
+    for _ in range(layers - 1):
+        data = gzip.compress(data, 9)
+    return data
+
+
+BOMB_BYTES = 64 << 20
+"""What the `bomb` reply expands to (a quarter of a second to build)."""
+
+
+def encoded_reply(name: str) -> Reply:
+    """One reply of ENCODED: `gzip` (a good enforce policy for good.sts.test, compressed),
+    `bomb` (`Content-Encoding: gzip, gzip`, BOMB_BYTES of zeros), `brotli` (a coding mailcheck
+    does not undo). Built on demand: the bomb takes a moment."""
+    if name == "gzip":
+        policy = _enforce("good", f"mx1.good.{ZONE}", f"*.mx.good.{ZONE}")
+        return Reply(body=gzip.compress(policy), content_encoding="gzip")
+    if name == "bomb":
+        return Reply(body=gzip_bomb(BOMB_BYTES), content_encoding="gzip, gzip")
+    if name == "brotli":
+        return Reply(body=b"\x1b\x00 (never decoded)", content_encoding="br")
+    raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -259,5 +297,7 @@ def _response(reply: Reply) -> bytes:
         head.append(f"Content-Type: {reply.content_type}")
     if reply.location is not None:
         head.append(f"Location: {reply.location}")
+    if reply.content_encoding is not None:
+        head.append(f"Content-Encoding: {reply.content_encoding}")
     head += [f"Content-Length: {len(reply.body)}", "Connection: close"]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + reply.body

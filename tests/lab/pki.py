@@ -132,6 +132,9 @@ class LabPki:
         key_of: str | None = None,
         with_chain: bool = True,
         signature_hash: Literal["sha256", "sha1"] = "sha256",
+        cn_only: bool = False,
+        with_aki: bool = True,
+        eku: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.SERVER_AUTH,),
     ) -> LabCert:
         """A leaf with these SAN dNSNames (CN = the first; no SAN at all when `sans` is empty).
 
@@ -139,7 +142,9 @@ class LabPki:
         key of an earlier certificate (a renewal); otherwise a new key of `key_type` is made.
         `signature_hash="sha1"` needs an RSA signing key (the lab CAs are EC), so use it with
         `issuer="self"` and an RSA key_type; cryptography will not sign with SHA-1 itself, so the
-        certificate is re-signed by hand.
+        certificate is re-signed by hand. For leaves of the kind private CAs issue: `cn_only`
+        names `sans[0]` in the CN alone, with no subjectAltName; `with_aki=False` leaves out
+        the Authority Key Identifier; `eku` is the extendedKeyUsage (None: no such extension).
         """
         if name in self._made:
             raise ValueError(f"a certificate named {name!r} was already issued")
@@ -150,6 +155,8 @@ class LabPki:
             key = self._made[key_of].key
         else:
             key = _new_key(key_type)
+        if cn_only and not sans:
+            raise ValueError("cn_only needs the name for the CN in `sans`")
         subject = _name(sans[0] if sans else name)
         if issuer == "self":
             signing_key, issuer_name = key, subject
@@ -158,7 +165,9 @@ class LabPki:
             issuer_name = self._made[issuer].cert.subject
         cert = _build(
             subject, issuer_name, key, signing_key, start, end,
-            sans=sans, issuer_key_public=signing_key.public_key(),
+            sans=() if cn_only else sans,
+            issuer_key_public=signing_key.public_key() if with_aki else None,
+            eku=eku,
         )  # fmt: skip
         if signature_hash == "sha1":
             cert = _resign_sha1(cert, signing_key)
@@ -234,6 +243,7 @@ def _build(
     sans: Sequence[str] = (),
     ca_path_length: int | None = None,
     issuer_key_public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None = None,
+    eku: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.SERVER_AUTH,),
 ) -> x509.Certificate:
     is_ca = ca_path_length is not None
     builder = (
@@ -261,9 +271,8 @@ def _build(
             critical=True,
         )  # fmt: skip
     else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
+        if eku is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
         if sans:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False

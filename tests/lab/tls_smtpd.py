@@ -1,10 +1,12 @@
 """Scripted misbehaving SMTP servers that can do real STARTTLS, for the tls probe's tests.
 
 Each `Scenario` says how one server behaves: its greeting (and how long it waits before it),
-its EHLO reply, whether it advertises STARTTLS (or a firewall-masked `XXXXXXXA`), its reply to
-STARTTLS, what it does after `220` (real TLS, hang up, plaintext, a TLS alert), which TLS
-versions it speaks, how it answers inside TLS, and whether it keeps plaintext that was
-pipelined after STARTTLS (the CVE-2011-0411 bug) or throws it away as RFC 3207 §4.2 requires.
+its EHLO and HELO replies, whether it advertises STARTTLS (or a firewall-masked `XXXXXXXA`),
+its reply to STARTTLS, what it does after `220` (real TLS, hang up, plaintext, a TLS alert),
+which TLS versions it speaks, how it answers inside TLS, and whether it keeps plaintext that
+was pipelined after STARTTLS (the CVE-2011-0411 bug), throws it away as RFC 3207 §4.2
+requires, or chokes on it. A reply with code 421 closes the connection (RFC 5321 §3.8). The
+SNI name each server was sent is recorded (`sni_seen`).
 Every server runs in one asyncio loop on a background thread, on its own 127.0.0.x address and
 a free port; `start()` returns once all listen (bounded).
 
@@ -61,6 +63,8 @@ class Scenario:
     """Seconds to wait before each reply to a command (a tarpit that answers every step)."""
     ehlo: str | None = None
     """The whole EHLO reply; None: a normal one (with STARTTLS when advertised)."""
+    helo: str = f"250 {NAME}"
+    """The reply to HELO (outside TLS)."""
     advertise_starttls: bool = True
     """List STARTTLS among the EHLO keywords."""
     masked: bool = False
@@ -73,6 +77,8 @@ class Scenario:
     """The highest TLS version spoken (TLSv1_1 for a legacy-only server); None: any."""
     post_tls_ehlo: str | None = None
     """The reply to EHLO inside TLS; None: a normal one."""
+    post_tls_helo: str = f"250 {NAME}"
+    """The reply to HELO inside TLS."""
     close_after_tls: bool = False
     """Hang up at the first command inside TLS."""
     mail: str = "250 2.1.0 Ok"
@@ -81,6 +87,9 @@ class Scenario:
     """Keep plaintext pipelined after STARTTLS and execute it inside TLS (CVE-2011-0411)."""
     strict_sync: bool = False
     """Refuse a pipelined STARTTLS as a synchronisation error and hang up (Postfix 3.9+ style)."""
+    fragile_pipelining: bool = False
+    """Say 220 to a pipelined STARTTLS, then hang up instead of the handshake (a server that our
+    injection test, not a sender, would break)."""
 
 
 def _wire(reply: str) -> bytes:
@@ -136,6 +145,8 @@ class TlsSmtpLab(LoopServers):
         self._addresses: dict[str, tuple[str, int]] = {}
         self.received: list[tuple[str, str]] = []
         """(server name, line received), inside TLS too, for assertions and post-mortems."""
+        self.sni_seen: list[tuple[str, str | None]] = []
+        """(server name, SNI name of a handshake, None when the client sent none)."""
 
     def address(self, name: str) -> tuple[str, int]:
         """Where a server listens: (ip, port)."""
@@ -156,10 +167,17 @@ class TlsSmtpLab(LoopServers):
 
     async def _start_all(self) -> None:
         for index, (name, scenario) in enumerate(self.scenarios.items()):
-            handler = functools.partial(self._spawn, name, scenario, self.context(scenario))
+            context = self.context(scenario)
+            context.sni_callback = functools.partial(self._note_sni, name)
+            handler = functools.partial(self._spawn, name, scenario, context)
             server = await asyncio.start_server(handler, f"{HOST_BASE}{FIRST_HOST + index}", 0)
             self._servers.append(server)
             self._addresses[name] = server.sockets[0].getsockname()[:2]
+
+    def _note_sni(
+        self, name: str, _conn: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext
+    ) -> None:
+        self.sni_seen.append((name, server_name))
 
     def _spawn(
         self,
@@ -221,11 +239,16 @@ class TlsSmtpLab(LoopServers):
                 await client.say(scenario.starttls)
                 if not scenario.starttls.startswith("220"):
                     continue
+                if scenario.fragile_pipelining and client.buffer:
+                    return
                 if not await self._ready(scenario, context, client):
                     return
                 inside_tls = True
                 continue
-            await client.say(self._reply(scenario, verb, inside_tls))
+            reply = self._reply(scenario, verb, inside_tls)
+            await client.say(reply)
+            if reply.startswith("421"):
+                return  # RFC 5321 §3.8
 
     async def _ready(self, scenario: Scenario, context: ssl.SSLContext, client: _Client) -> bool:
         """What follows a 220 to STARTTLS; True when a TLS session is up."""
@@ -249,7 +272,7 @@ class TlsSmtpLab(LoopServers):
         if verb == "EHLO":
             return _ehlo_reply(scenario, inside_tls)
         if verb == "HELO":
-            return f"250 {NAME}"
+            return scenario.post_tls_helo if inside_tls else scenario.helo
         if verb == "STARTTLS":
             return "554 5.5.1 Error: TLS already active"
         if verb == "MAIL":
@@ -288,7 +311,22 @@ SCENARIOS: dict[str, Scenario] = {
         greeting=f"421 4.7.0 {NAME} Too many concurrent SMTP connections; please try again later"
     ),
     "slow-greeting": Scenario(greeting_delay=0.5),
-    "post-tls-554": Scenario(post_tls_ehlo="554 5.7.0 TLS session rejected by policy"),
+    "post-tls-554": Scenario(
+        post_tls_ehlo="554 5.7.0 TLS session rejected by policy",
+        post_tls_helo="554 5.7.0 TLS session rejected by policy",
+    ),
+    "post-tls-421": Scenario(post_tls_ehlo="421 4.3.2 Service shutting down"),
+    "post-tls-helo-only": Scenario(post_tls_ehlo="502 5.5.2 Error: command not recognized"),
+    "ehlo-421": Scenario(ehlo="421 4.7.0 Too many connections from your address"),
+    "helo-rejected": Scenario(
+        ehlo="550 5.7.1 Client host [127.0.0.1] rejected: listed at bl.example.test",
+        helo="550 5.7.1 Client host [127.0.0.1] rejected: listed at bl.example.test",
+        starttls="503 5.5.1 Error: send HELO/EHLO first",
+        mail="503 5.5.1 Error: send HELO/EHLO first",
+    ),
+    "fragile-pipelining": Scenario(fragile_pipelining=True),
+    "escapes": Scenario(greeting="220-mx.tls.test \x1b[31mred\x00\n220 ok \x9b2J\x7f"),
+    "asterisks-x": Scenario(greeting="220 " + "*" * 2000 + "x"),
     "close-after-tls": Scenario(close_after_tls=True),
     "legacy-tls": Scenario(tls_max=ssl.TLSVersion.TLSv1_1),
     "unadvertised": Scenario(advertise_starttls=False),

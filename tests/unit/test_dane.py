@@ -11,6 +11,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mailcheck.checks.dane import (
     DaneVerdict,
@@ -57,6 +58,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
         "leafonly": pki.issue("leafonly", [HOST], with_chain=False),
         "wildcard": pki.issue("wildcard", ["*.tls.test"]),
         "rsa1024": pki.issue("rsa1024", [HOST], key_type="rsa1024"),
+        # Leaves as private CAs issue them, which OpenSSL (Postfix, Exim) accepts for DANE-TA.
+        "cnonly": pki.issue("cnonly", [HOST], cn_only=True),
+        "cnonly-wrong": pki.issue("cnonly-wrong", ["wrong.example.net"], cn_only=True),
+        "noaki": pki.issue("noaki", [HOST], with_aki=False),
+        "noeku": pki.issue("noeku", [HOST], eku=None),
+        "clientonly": pki.issue("clientonly", [HOST], eku=[ExtendedKeyUsageOID.CLIENT_AUTH]),
     }
     return Lab(pki, certs)
 
@@ -221,6 +228,44 @@ def test_dane_ta_reference_names(lab: Lab) -> None:
     assert outcomes(match(records, lab["wildcard"], "a.b.tls.test")) == [("ta-name-mismatch", 1)]
 
 
+@pytest.mark.parametrize("name", ["cnonly", "noaki", "noeku"])
+def test_dane_ta_accepts_what_openssl_accepts(lab: Lab, name: str) -> None:
+    # RFC 7672 §3.2.3: the CN counts when there is no SAN; no AKI and no EKU are fine for
+    # OpenSSL, whatever the web PKI profile says.
+    records = [T(lab.inter.tlsa(2, 1, 1))]
+    verdict = match(records, lab[name])
+    assert outcomes(verdict) == [("match", 1)], verdict.results[0].detail
+    assert verdict.dane_ta_ok
+    assert codes(findings(verdict, records)) == ["dane.match"]
+    if name == "cnonly":
+        assert "(in its CN)" in verdict.results[0].detail
+
+
+def test_dane_ta_cn_only_wrong_name_says_where_it_looked(lab: Lab) -> None:
+    verdict = match([T(lab.inter.tlsa(2, 1, 1))], lab["cnonly-wrong"])
+    assert outcomes(verdict) == [("ta-name-mismatch", 1)]
+    detail = verdict.results[0].detail
+    assert "Common Name (it has no subjectAltName) is wrong.example.net" in detail
+    assert f"does not cover {HOST}" in detail
+
+
+def test_dane_ta_client_only_eku_is_a_wrong_purpose_not_a_name_mismatch(lab: Lab) -> None:
+    records = [T(lab.inter.tlsa(2, 1, 1))]
+    verdict = match(records, lab["clientonly"])
+    assert outcomes(verdict) == [("ta-wrong-purpose", 1)] and not verdict.dane_ta_ok
+    detail = verdict.results[0].detail
+    assert f"names {HOST}" in detail and "clientAuth, without serverAuth" in detail
+    assert "Postfix" in detail and "unsupported certificate purpose" in detail
+    (found,) = findings(verdict, records)
+    assert found.code == "dane.ta-wrong-purpose" and found.severity is Severity.ERROR
+    assert "defer" in found.message and "RFC 5280" in found.rfc
+    assert lab["clientonly"].tlsa(3, 1, 1) in found.remedy
+    assert findings(verdict, records, secure=False)[0].severity is Severity.WARNING
+    # DANE-EE does not look at the purpose (RFC 7672 §3.1.1).
+    with_ee = [*records, T(lab["clientonly"].tlsa(3, 1, 1))]
+    assert codes(findings(match(with_ee, lab["clientonly"]), with_ee)) == ["dane.match"]
+
+
 def test_dane_ta_not_in_a_leaf_only_chain(lab: Lab) -> None:
     # RFC 7671 §5.2.2: a TA published as a digest must be sent (ptf-dane-leafonly-ta).
     records = [T(lab.inter.tlsa(2, 1, 1))]
@@ -334,6 +379,30 @@ def test_tlsa_without_starttls(lab: Lab) -> None:
     found = findings(None, records, starttls=False)
     assert codes(found) == ["dane.no-starttls", "dane.no-rollover"]
     assert found[0].severity is Severity.ERROR and "_25._tcp." + HOST in found[0].message
+
+
+def test_record_findings_without_a_chain(lab: Lab) -> None:
+    # STARTTLS was not refused, but no chain was seen (the host was unreachable): the
+    # findings about the records alone still come out, and none claims what the server sends.
+    good = lab["good"]
+    cases = [
+        ([T(good.tlsa(1, 1, 1))], ["dane.usage-unusable"], Severity.ERROR),
+        ([T(good.tlsa(3, 1, 1) + "00")], ["dane.malformed"], Severity.ERROR),
+        ([T(good.tlsa(3, 0, 1))], ["dane.full-cert-selector", "dane.no-rollover"], None),
+        ([T(good.tlsa(3, 1, 1))], ["dane.no-rollover"], None),
+        ([T(good.tlsa(3, 1, 1)), T(lab["rollover"].tlsa(3, 1, 1))], [], None),
+        ([T(good.tlsa(3, 1, 1)), T(lab.inter.tlsa(2, 1, 1))], [], None),
+    ]
+    for records, expected, first in cases:
+        found = findings(None, records)
+        assert codes(found) == expected, records
+        if first is not None:
+            assert found[0].severity is first
+        for f in found:
+            assert "dane" not in f.evidence and "current" not in f.message
+    (rollover,) = findings(None, [T(good.tlsa(3, 1, 1))])
+    assert "no certificate was seen" in rollover.message
+    assert rollover.severity is Severity.WARNING
 
 
 def test_unsigned_records_turn_errors_into_warnings(lab: Lab) -> None:

@@ -88,6 +88,33 @@ def test_sans_and_common_name(pki: LabPki) -> None:
         bare.extensions.get_extension_for_class(x509.SubjectAlternativeName)
 
 
+def test_profile_options_for_private_ca_leaves(pki: LabPki) -> None:
+    def ext(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> object:
+        try:
+            return cert.extensions.get_extension_for_class(kind).value
+        except x509.ExtensionNotFound:
+            return None
+
+    default = load(pki.issue("profile-default", ["mx1.tls.test"]).der)
+    assert ext(default, x509.ExtendedKeyUsage) == x509.ExtendedKeyUsage(
+        [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+    )
+    assert ext(default, x509.AuthorityKeyIdentifier) is not None
+    cn_only = load(pki.issue("profile-cn", ["mx1.tls.test"], cn_only=True).der)
+    assert common_name(cn_only.subject) == "mx1.tls.test"
+    assert ext(cn_only, x509.SubjectAlternativeName) is None
+    no_aki = load(pki.issue("profile-noaki", ["mx1.tls.test"], with_aki=False).der)
+    assert ext(no_aki, x509.AuthorityKeyIdentifier) is None
+    no_aki.verify_directly_issued_by(load(pki.intermediate.der))
+    client = x509.ExtendedKeyUsageOID.CLIENT_AUTH
+    client_only = load(pki.issue("profile-client", ["mx1.tls.test"], eku=[client]).der)
+    assert ext(client_only, x509.ExtendedKeyUsage) == x509.ExtendedKeyUsage([client])
+    no_eku = load(pki.issue("profile-noeku", ["mx1.tls.test"], eku=None).der)
+    assert ext(no_eku, x509.ExtendedKeyUsage) is None
+    with pytest.raises(ValueError, match="cn_only"):
+        pki.issue("profile-bad", [], cn_only=True)
+
+
 def test_key_types_and_key_reuse(pki: LabPki) -> None:
     first = pki.issue("key-first", ["mx1.tls.test"])
     renewed = pki.issue("key-renewed", ["mx1.tls.test"], key_of="key-first")

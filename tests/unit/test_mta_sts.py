@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
+import zlib
 
 import dns.rdata
 import dns.rdataclass
@@ -18,6 +21,8 @@ from mailcheck.checks.mta_sts import (
     StsMode,
     evaluate_mta_sts,
 )
+from mailcheck.checks.mta_sts_fetch import decode_content
+from mailcheck.checks.mta_sts_observation import MAX_POLICY_BYTES, content_codings
 from mailcheck.checks.mta_sts_record import (
     covering_patterns,
     is_sts_candidate,
@@ -195,6 +200,40 @@ def test_parser_never_raises_on_garbage() -> None:
     for text in ("", "\r\n\r\n", "\x00\xff", ":::", "version:\n" * 3, "é: ü\n", "\r"):
         policy = parse_sts_policy(text)
         assert not policy.valid
+
+
+def test_values_lose_only_surrounding_blanks() -> None:
+    policy = parse_sts_policy(GOOD_POLICY + "note:\t a  b \t\r\nempty:\r\nurl: https://x:1\r\n")
+    assert policy.extensions == (("note", "a  b"), ("empty", ""), ("url", "https://x:1"))
+    bad = parse_sts_policy(GOOD_POLICY + " mx: a.example\r\nmx : b.example\r\n")
+    assert [p.where for p in bad.problems] == ["line 6", "line 7"]  # no blanks in the name
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "mx:x" + " " * 65_000 + "y",  # blanks, then not the end: the old regex was quadratic
+        "mx:" + " \t" * 32_000 + "x",
+        "x" * 65_000 + ":" + " " * 100,
+        ":" * 65_000,
+        "mx: " + "a." * 32_000 + "b",
+    ],
+)
+def test_a_64_kib_pathological_policy_parses_in_linear_time(line: str) -> None:
+    text = f"version: STSv1\nmode: enforce\nmax_age: 86400\n{line}\n"
+    started = time.perf_counter()
+    policy = parse_sts_policy(text)
+    assert time.perf_counter() - started < 0.1
+    assert policy.mode is StsMode.ENFORCE and policy.max_age == 86400
+
+
+def test_many_mx_lines_are_deduplicated_in_linear_time() -> None:
+    lines = [f"mx: m{i % 6000}.example.com" for i in range(12_000)]
+    text = "version: STSv1\nmode: enforce\nmax_age: 86400\n" + "\n".join(lines)
+    started = time.perf_counter()
+    policy = parse_sts_policy(text)
+    assert time.perf_counter() - started < 0.2
+    assert len(policy.mx) == 6000 and policy.mx[0] == "m0.example.com"
 
 
 # ------------------------------------------------------------------ MX patterns (RFC 8461 §4.1)
@@ -485,6 +524,126 @@ def test_oversized_policy() -> None:
     big = PolicyResponse("192.0.2.1", 200, "OK", "text/plain", None, None, 65537, True)
     found = judge(observe(fetch=fetched(big)))
     assert "64 KiB" in found["mta-sts.fetch-failed"].message
+
+
+# ------------------------------------------------------------------ content codings
+
+
+@pytest.mark.parametrize(
+    ("header", "codings"),
+    [
+        (None, ()),
+        ("", ()),
+        ("identity", ()),
+        ("gzip", ("gzip",)),
+        (" GZIP ,identity,\tdeflate", ("gzip", "deflate")),
+        ("gzip, gzip", ("gzip", "gzip")),
+    ],
+)
+def test_content_codings(header: str | None, codings: tuple[str, ...]) -> None:
+    assert content_codings(header) == codings
+
+
+def test_decode_content_undoes_gzip_and_deflate() -> None:
+    text = GOOD_POLICY.encode()
+    assert decode_content(text, ()) == text
+    assert decode_content(gzip.compress(text), ("gzip",)) == text
+    assert decode_content(gzip.compress(text), ("x-gzip",)) == text
+    assert decode_content(zlib.compress(text), ("deflate",)) == text  # RFC 9110: zlib format
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    assert decode_content(raw_deflate.compress(text) + raw_deflate.flush(), ("deflate",)) == text
+    # Listed in the order applied: deflate first, then gzip, so gzip is undone first.
+    assert decode_content(gzip.compress(zlib.compress(text)), ("deflate", "gzip")) == text
+    halves = gzip.compress(text[:40]) + gzip.compress(text[40:])  # two gzip members
+    assert decode_content(halves, ("gzip",)) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "codings", "reason"),
+    [
+        (b"plain text", ("gzip",), "gzip: corrupt data"),
+        (gzip.compress(b"policy")[:-4], ("gzip",), "gzip: truncated data"),
+        (b"", ("gzip",), "gzip: truncated data"),
+        (gzip.compress(b"policy") + b"junk", ("gzip",), "gzip: corrupt data"),
+        (zlib.compress(b"policy") + b"junk", ("deflate",), "after the end"),
+        (b"\x1b\x00", ("br",), "content coding br is not supported"),
+        (gzip.compress(b"x"), ("gzip", "zstd"), "content coding zstd"),
+        (b"x", ("gzip",) * 4, "4 content codings stacked"),
+    ],
+)
+def test_decode_content_says_why_it_cannot(
+    raw: bytes, codings: tuple[str, ...], reason: str
+) -> None:
+    decoded = decode_content(raw, codings)
+    assert isinstance(decoded, str) and reason in decoded
+
+
+def test_decode_content_is_bounded_whatever_the_ratio() -> None:
+    # 64 MiB of zeros, gzip twice: 269 bytes. No step may yield more than the cap + 1.
+    inner = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    layer = b"".join(inner.compress(bytes(1 << 20)) for _ in range(64)) + inner.flush()
+    bomb = gzip.compress(layer, 9)
+    started = time.perf_counter()
+    decoded = decode_content(bomb, ("gzip", "gzip"))
+    assert time.perf_counter() - started < 0.1
+    assert isinstance(decoded, bytes) and len(decoded) == MAX_POLICY_BYTES + 1
+    small = decode_content(gzip.compress(bytes(1000)), ("gzip",), limit=100)
+    assert isinstance(small, bytes) and len(small) == 101
+
+
+def compressed(
+    body: str = GOOD_POLICY,
+    encoding: str = "gzip",
+    *,
+    decode_error: str | None = None,
+    oversize: bool = False,
+) -> PolicyResponse:
+    sent = gzip.compress(body.encode())
+    plain = None if decode_error or oversize else body
+    return PolicyResponse(
+        "192.0.2.1", 200, "OK", "text/plain", None, plain, len(sent), oversize, encoding,
+        decode_error,
+    )  # fmt: skip
+
+
+def test_a_compressed_policy_is_judged_with_a_warning() -> None:
+    obs = observe(fetch=fetched(compressed()))
+    found = judge(obs)
+    assert set(found) == {"mta-sts.content-encoding", "tls-rpt.ok"}
+    warning = found["mta-sts.content-encoding"]
+    assert warning.severity is Severity.WARNING
+    assert warning.evidence["content_encoding"] == "gzip"
+    assert obs.applied_policy is not None  # senders that decompress apply it
+    assert obs.to_json()["mta_sts"]["fetch"]["content_encoding"] == "gzip"
+    # Content-Encoding: identity is no coding at all.
+    assert set(judge(observe(fetch=fetched(compressed(encoding="identity"))))) == {
+        "mta-sts.ok",
+        "tls-rpt.ok",
+    }
+
+
+def test_an_undecodable_policy_is_a_failed_fetch() -> None:
+    reply = compressed(encoding="br", decode_error="content coding br is not supported")
+    obs = observe(fetch=fetched(reply))
+    found = judge(obs)
+    failed = found["mta-sts.fetch-failed"]
+    assert failed.severity is Severity.ERROR
+    assert failed.evidence["step"] == "http" and failed.evidence["content_encoding"] == "br"
+    assert "br is not supported" in failed.evidence["detail"]
+    assert "mta-sts.content-encoding" not in found and obs.policy is None
+
+
+def test_a_compressed_policy_too_large_once_decompressed() -> None:
+    found = judge(observe(fetch=fetched(compressed(encoding="gzip, gzip", oversize=True))))
+    failed = found["mta-sts.fetch-failed"]
+    assert "decompressed" in failed.message and "64 KiB" in failed.message
+    assert failed.evidence["content_encoding"] == "gzip, gzip"
+
+
+def test_the_policy_is_parsed_once() -> None:
+    obs = observe()
+    assert obs.policy is obs.policy and obs.record is obs.record and obs.tlsrpt is obs.tlsrpt
+    assert obs.policy is not None and obs.policy.valid
 
 
 @pytest.mark.parametrize(

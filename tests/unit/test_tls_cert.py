@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailcheck.checks.tls_cert import (
     ChainVerdict,
@@ -17,6 +20,8 @@ from mailcheck.checks.tls_cert import (
     load_roots,
     name_matches,
     parse_chain,
+    purpose_error,
+    verify_to_anchors,
 )
 from mailcheck.model import Finding, Severity
 from tests.lab.pki import LabCert, LabPki
@@ -52,6 +57,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
         "cnonly": pki.issue("cnonly", []),
         "expiring": pki.issue("expiring", [HOST], not_after=NOW + timedelta(days=5, hours=1)),
         "notyet": pki.issue("notyet", [HOST], not_before=NOW + timedelta(days=2)),
+        "noaki": pki.issue("noaki", [HOST], with_aki=False),
+        "clientonly": pki.issue("clientonly", [HOST], eku=[ExtendedKeyUsageOID.CLIENT_AUTH]),
     }
     return Lab(pki, load_roots(pki.ca_file), certs)
 
@@ -191,6 +198,93 @@ def test_cn_only_certificate_is_named_but_fails_the_strict_check(lab: Lab) -> No
     found = findings(v)
     assert codes(found) == ["tls.cert-untrusted"]
     assert "subjectAltName" in found[0].message
+
+
+def test_no_authority_key_identifier_is_trusted_like_openssl_does(lab: Lab) -> None:
+    # The CA/Browser Forum profile wants an AKI; OpenSSL, Go and Windows build chains
+    # without one, so neither trust nor the server check depends on it.
+    v = judge(lab, "noaki")
+    assert (v.pkix_valid, v.chain_trusted, v.name_matches) == (True, True, True)
+    assert findings(v) == ()
+
+
+def test_client_only_eku_is_trusted_but_not_valid_for_a_server(lab: Lab) -> None:
+    v = judge(lab, "clientonly")
+    assert v.chain_trusted and v.name_matches and not v.pkix_valid
+    assert "EKU" in v.trust_error
+    assert codes(findings(v)) == ["tls.cert-untrusted"]
+
+
+@pytest.mark.parametrize(
+    ("usages", "refused"),
+    [
+        (None, False),
+        ([ExtendedKeyUsageOID.SERVER_AUTH], False),
+        ([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH], False),
+        ([x509.ObjectIdentifier("2.16.840.1.113730.4.1")], False),  # Netscape SGC
+        ([ExtendedKeyUsageOID.CLIENT_AUTH], True),
+        ([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE], True),  # not enough for OpenSSL
+    ],
+)
+def test_purpose_error_follows_openssl(
+    lab: Lab, usages: list[x509.ObjectIdentifier] | None, refused: bool
+) -> None:
+    name = "eku-" + "-".join(u.dotted_string for u in usages or ())
+    cert = x509.load_der_x509_certificate(lab.pki.issue(name, [HOST], eku=usages).der)
+    problem = purpose_error(cert)
+    assert bool(problem) is refused
+    if usages == [ExtendedKeyUsageOID.CLIENT_AUTH]:
+        assert problem == "extendedKeyUsage clientAuth, without serverAuth"
+
+
+def _private_ca(key_usage: x509.KeyUsage | None) -> tuple[x509.Certificate, x509.Certificate]:
+    """A private root (with this keyUsage, or none) and a leaf it issued for HOST."""
+    ca_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+
+    def cert(cn: str, key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Private CA")]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=1))
+            .not_valid_after(NOW + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+
+    root = cert("Private CA", ca_key, True)
+    if key_usage is not None:
+        root = root.add_extension(key_usage, critical=True)
+    leaf = cert(HOST, leaf_key, False).add_extension(
+        x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False
+    )
+    return root.sign(ca_key, hashes.SHA256()), leaf.sign(ca_key, hashes.SHA256())
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
+        crl_sign=False, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+
+
+def test_a_ca_without_key_usage_is_a_ca_by_basic_constraints() -> None:
+    # OpenSSL takes basicConstraints alone when a CA has no keyUsage (a private CA often has
+    # none); a keyUsage that is present must still allow keyCertSign (RFC 5280 §4.2.1.3).
+    root, leaf = _private_ca(None)
+    for names in (None, [HOST]):
+        path, error = verify_to_anchors(leaf, [], [root], names, NOW)
+        assert len(path) == 2 and error == ""
+    root, leaf = _private_ca(_key_usage(cert_sign=False))
+    path, error = verify_to_anchors(leaf, [], [root], None, NOW)
+    assert path == () and "keyCertSign" in error
+    root, leaf = _private_ca(_key_usage(cert_sign=True))
+    assert verify_to_anchors(leaf, [], [root], None, NOW)[0]
 
 
 def test_expiring_is_always_a_warning(lab: Lab) -> None:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from mailcheck.checks.tls_sender import Dane, Level, Outcome, SenderFacts, Session, predict
+from mailcheck.checks.tls_sender import (
+    Dane,
+    Level,
+    Outcome,
+    SenderFacts,
+    Session,
+    postfix_reply,
+    predict,
+    reply_dsn,
+)
+from mailcheck.smtp import Reply
 
 GOOD = SenderFacts(
     "mx.example.com",
@@ -115,3 +127,87 @@ def test_a_rejecting_greeting_defers_everyone_and_an_unprobed_host_is_unknown() 
     assert "refused to talk to me: 554 5.7.1 blocked" in predict(rejected, Level.MAY).says
     unknown = SenderFacts("mx", "192.0.2.1", 25, Session.UNKNOWN)
     assert set(outcomes(unknown).values()) == {"unknown"}
+
+
+def test_a_session_refused_at_helo_defers_with_the_replys_own_dsn() -> None:
+    # Postfix (smtp_proto.c): "host H[ip] refused to talk to me: <HELO reply>", its DSN the
+    # reply's enhanced status code; no plaintext retry at any level.
+    refused = SenderFacts(
+        "mx", "192.0.2.1", 25, Session.REJECTED, reply="550 5.7.1 go away", dsn="5.7.1"
+    )
+    assert set(outcomes(refused).values()) == {"defer"}
+    said = predict(refused, Level.MAY)
+    assert said.says == "host mx[192.0.2.1] refused to talk to me: 550 5.7.1 go away"
+    assert said.dsn == "5.7.1"
+
+
+@pytest.mark.parametrize(
+    ("reply", "greeting", "dsn"),
+    [
+        (Reply(554, ("5.7.1 blocked",)), False, "5.7.1"),
+        # smtp_skip_5xx_greeting = yes: a 5xx greeting is deferred, its class becomes 4.
+        (Reply(554, ("5.7.1 blocked",)), True, "4.7.1"),
+        (Reply(421, ("4.3.2 bye",)), False, "4.3.2"),
+        (Reply(421, ("try later",)), False, "4.0.0"),
+        (Reply(421, ("5.3.2 wrong class",)), False, "4.0.0"),
+        (Reply(550, ("5.7.1234 too long",)), False, "5.0.0"),
+        (Reply(550, ()), False, "5.0.0"),
+        # Postfix reads the code from the last line of a multi-line reply.
+        (Reply(554, ("5.7.1 blocked", "go away")), True, "4.0.0"),
+        (Reply(554, ("blocked", "5.7.1 go away")), False, "5.7.1"),
+    ],
+)
+def test_reply_dsn(reply: Reply, greeting: bool, dsn: str) -> None:
+    assert reply_dsn(reply, greeting=greeting) == dsn
+
+
+def test_postfix_quotes_a_multiline_reply_on_one_line() -> None:
+    assert postfix_reply(Reply(421, ("4.7.0 busy", "try later"))) == "421-4.7.0 busy 421 try later"
+
+
+LOST = SenderFacts(
+    "mx",
+    "192.0.2.1",
+    25,
+    Session.TLS_LOST,
+    pkix_trusted=True,
+    mx_name_matches=True,
+    nexthop_name_matches=True,
+    dane=Dane.MATCH,
+)
+
+
+def test_a_connection_lost_inside_tls() -> None:
+    # smtp_trouble.c: "lost connection with H[ip] while performing the EHLO handshake" (4.4.2);
+    # at `may` the session is retried later without TLS (RETRY_AS_PLAINTEXT).
+    lost_text = "lost connection with mx[192.0.2.1] while performing the EHLO handshake"
+    assert outcomes(LOST) == {
+        "may": "plaintext",
+        "encrypt": "defer",
+        "dane": "defer",
+        "dane-only": "defer",
+        "verify": "defer",
+        "secure": "defer",
+    }
+    for level in Level:
+        said = predict(LOST, level)
+        assert (said.says, said.dsn) == (lost_text, "4.4.2")
+    helo = replace(LOST, lost_at="HELO", dane=Dane.NONE)
+    assert predict(helo, Level.DANE).outcome is Outcome.PLAINTEXT  # no TLSA: opportunistic
+    assert "performing the HELO handshake" in predict(helo, Level.ENCRYPT).says
+
+
+def test_the_certificate_is_judged_before_the_ehlo_inside_tls() -> None:
+    untrusted = replace(LOST, pkix_trusted=False, dane=Dane.MISMATCH)
+    assert predict(untrusted, Level.VERIFY).says == "Server certificate not trusted"
+    assert predict(untrusted, Level.DANE_ONLY).says == "Server certificate not verified"
+
+
+def test_a_session_refused_inside_tls_defers_everyone() -> None:
+    refused = replace(
+        LOST, session=Session.TLS_REJECTED, reply="421 4.3.2 Service shutting down", dsn="4.3.2"
+    )
+    assert set(outcomes(refused).values()) == {"defer"}
+    said = predict(refused, Level.MAY)
+    assert said.says == "host mx[192.0.2.1] refused to talk to me: 421 4.3.2 Service shutting down"
+    assert said.dsn == "4.3.2"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
 
+from mailcheck.checks.tls_probe import asterisk_banner
 from mailcheck.checks.tls_probe_result import (
     HandshakeError,
     SmtpProbe,
@@ -163,6 +165,40 @@ def test_ehlo_rejected_explains_the_postfix_message() -> None:
     assert "TLS is required, but was not offered by host" in finding.message
     assert "reputation block" in finding.message and finding.evidence["helo"] == "250 mx.example"
     assert starttls_cause(probe) == "tls.ehlo-rejected"
+
+
+def test_helo_refused_too_refuses_the_session() -> None:
+    # EHLO and HELO both refused: Postfix gives up ("refused to talk to me"), whatever the
+    # level; there is no "TLS is required, but was not offered" story to tell.
+    probe = replace(
+        BASE,
+        ehlo=reply("550 5.7.1 go away"),
+        helo=reply("550 5.7.1 go away"),
+        starttls_anyway=reply("503 5.5.1 bad sequence"),
+        mail_from=reply("503 5.5.1 send HELO first"),
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.helo-rejected" and finding.severity is Severity.ERROR
+    assert "refused to talk to me: 550 5.7.1 go away" in finding.message
+    assert "not offered" not in finding.message and "fall back" not in finding.message
+    assert finding.evidence["helo"] == "550 5.7.1 go away"
+    assert starttls_cause(probe) == "tls.helo-rejected"
+    temporary = replace(probe, helo=reply("421 4.3.2 shutting down"))
+    (finding,) = session_findings(temporary)
+    assert finding.code == "tls.helo-rejected" and finding.indeterminate
+
+
+def test_421_to_ehlo_refuses_the_session() -> None:
+    probe = replace(BASE, ehlo=reply("421 4.7.0 too many connections"))
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.helo-rejected" and finding.indeterminate
+    assert finding.severity is Severity.WARNING
+    assert "closes the session at EHLO" in finding.message
+
+
+def test_no_esmtp_but_helo_refused_is_a_refused_session() -> None:
+    probe = replace(BASE, ehlo=reply("502 5.5.2 what?"), helo=reply("554 5.7.1 no"))
+    assert only(probe) == "tls.helo-rejected"
 
 
 def test_ehlo_rejected_without_block_words() -> None:
@@ -418,10 +454,15 @@ def test_legacy_version(version: str) -> None:
     assert starttls_cause(probe) is None
 
 
+REFUSED_IN_TLS = reply("554 5.7.0 TLS session rejected by policy")
+
+
 def test_rejected_after_tls() -> None:
-    rejected = replace(GOOD, post_tls_ehlo=reply("554 5.7.0 TLS session rejected by policy"))
+    rejected = replace(GOOD, post_tls_ehlo=REFUSED_IN_TLS, post_tls_helo=REFUSED_IN_TLS)
     (finding,) = session_findings(rejected)
     assert finding.code == "tls.rejected-after-tls" and "554 5.7.0" in finding.message
+    assert "refused to talk to me" in finding.message and not finding.indeterminate
+    assert finding.evidence["post_tls_helo"] == REFUSED_IN_TLS.text
     dropped = replace(
         GOOD,
         post_tls_ehlo=None,
@@ -429,6 +470,55 @@ def test_rejected_after_tls() -> None:
     )
     (finding,) = session_findings(dropped)
     assert finding.code == "tls.rejected-after-tls" and "closed" in finding.message
+    assert "lost connection with mx.example[192.0.2.25] while performing the EHLO" in (
+        finding.message
+    )
+
+
+def test_421_inside_tls() -> None:
+    probe = replace(GOOD, post_tls_ehlo=reply("421 4.3.2 shutting down"), post_tls_keywords=())
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.rejected-after-tls"
+    assert "refused to talk to me: 421 4.3.2 shutting down" in finding.message
+
+
+def test_ehlo_refused_inside_tls_but_helo_accepted() -> None:
+    probe = replace(
+        GOOD, post_tls_ehlo=REFUSED_IN_TLS, post_tls_helo=reply("250 mx"), post_tls_keywords=()
+    )
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.ehlo-rejected-after-tls" and finding.severity is Severity.WARNING
+    assert starttls_cause(probe) is None  # mail still goes over TLS
+
+
+@pytest.mark.parametrize(
+    ("probe", "words"),
+    [
+        # A timeout inside TLS: Postfix waits 300 s, this probe much less.
+        (
+            replace(
+                GOOD,
+                post_tls_ehlo=None,
+                post_tls_error=failure(FailureKind.TIMEOUT, "no complete reply within 10 s"),
+            ),
+            "unknown",
+        ),
+        # EHLO refused, HELO never asked (data from elsewhere): what follows is unknown.
+        (replace(GOOD, post_tls_ehlo=REFUSED_IN_TLS, post_tls_keywords=()), "did not"),
+    ],
+)
+def test_what_is_not_known_inside_tls_is_indeterminate(probe: SmtpProbe, words: str) -> None:
+    (finding,) = session_findings(probe)
+    assert finding.code == "tls.rejected-after-tls" and finding.indeterminate
+    assert words in finding.message
+
+
+def test_asterisk_banner_is_linear() -> None:
+    assert asterisk_banner("*" * 42) and asterisk_banner("2002 ****** ****** 0 ********** ")
+    assert not asterisk_banner("*" * 9) and not asterisk_banner("mx ESMTP **********")
+    started = time.perf_counter()
+    assert not asterisk_banner("*" * 200_000 + "x")  # cubic for the old pattern
+    assert time.perf_counter() - started < 0.1
 
 
 def test_injection() -> None:
