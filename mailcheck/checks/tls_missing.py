@@ -93,12 +93,7 @@ def hello_refused(p: SmtpProbe, refusal: Reply, where: str, base: dict[str, Any]
         if p.helo is None
         else f"rejects EHLO ('{p.ehlo.text if p.ehlo else '?'}') and HELO too: '{refusal.text}'"
     )
-    why = (
-        f" It names a blocklist ('{block_words(blocked)}'): an IP reputation block against the "
-        "address we probed from, not a TLS problem."
-        if blocked
-        else ""
-    )
+    why = _block_note(blocked)
     return tls_finding(
         "tls.helo-rejected", Severity.WARNING if temporary else Severity.ERROR,
         f"{where} {said}. Senders log 'host {p.host}[{p.ip}] refused to talk to me: "
@@ -132,12 +127,7 @@ def ehlo_refused(p: SmtpProbe, ehlo: Reply, where: str, base: dict[str, Any]) ->
             "RFC 5321 §4.1.1.1; RFC 3207 §4",
         )  # fmt: skip
     blocked = block_reply(p.ehlo, p.helo, p.starttls_anyway, p.mail_from)
-    why = (
-        f" It names a blocklist ('{block_words(blocked)}'): an IP reputation block against the "
-        "address we probed from, not a TLS problem."
-        if blocked
-        else ""
-    )
+    why = _block_note(blocked)
     return tls_finding(
         "tls.ehlo-rejected", Severity.ERROR,
         f"{where} rejects EHLO: '{ehlo.text}'. Senders then fall back to HELO, which cannot "
@@ -243,3 +233,13 @@ def _asked_anyway(p: SmtpProbe) -> str:
 
 tls_finding = functools.partial(Finding, CHECK)
 """A finding of the tls check: Finding without its first argument."""
+
+
+def _block_note(blocked: Reply | None) -> str:
+    """The sentence that names an IP reputation block, when a reply has blocklist words."""
+    if blocked is None:
+        return ""
+    return (
+        f" It names a blocklist ('{block_words(blocked)}'): an IP reputation block against the "
+        "address we probed from, not a TLS problem."
+    )

@@ -354,7 +354,10 @@ class _Session:
             failure = self._stop(conn, Step.POST_TLS_EHLO, first)
             self.p = replace(self.p, post_tls_error=failure)
             return
-        if not first.positive and first.code != 421:
+        if first.code == 421:  # RFC 5321 §3.8: the server is closing the channel, no QUIT
+            self.p = replace(self.p, post_tls_ehlo=first, injection=None)
+            return
+        if not first.positive:
             # Postfix smtp(8) says HELO inside TLS too when EHLO there is refused (smtp_helo).
             await self._helo_inside_tls(conn, first)
             return

@@ -19,7 +19,13 @@ from mailcheck.checks.dane import DaneVerdict, TlsaRecord, dane_findings, match_
 from mailcheck.checks.mta_sts import evaluate_mta_sts
 from mailcheck.checks.mta_sts_observation import MtaStsObservation
 from mailcheck.checks.mta_sts_record import StsMode
-from mailcheck.checks.tls_cert import ChainVerdict, cert_findings, judge_chain, parse_chain
+from mailcheck.checks.tls_cert import (
+    ChainVerdict,
+    cert_findings,
+    judge_chain,
+    parse_chain,
+    purpose_error,
+)
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState, coverage_findings, tlsa_dns_findings
 from mailcheck.checks.tls_inside import lost_inside_tls, refused_inside_tls
 from mailcheck.checks.tls_missing import refused_before_tls
@@ -265,7 +271,9 @@ def _judge_address(
         pkix_trusted=verdict is not None
         and verdict.chain_trusted
         and not verdict.expired
-        and not verdict.not_yet_valid,
+        and not verdict.not_yet_valid
+        # OpenSSL's sslserver purpose: a leaf for clientAuth only fails verify and secure.
+        and not (verdict.leaf is not None and purpose_error(verdict.leaf.cert)),
         mx_name_matches=verdict is not None and verdict.name_matches,
         # Postfix's next hop: the domain, or the host itself for `[host]:port` targets.
         nexthop_name_matches=verdict is not None

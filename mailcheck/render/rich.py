@@ -80,7 +80,7 @@ class RichRenderer:
             for column in result.facts.columns:
                 facts.add_column(column, overflow="fold")
             for row in result.facts.rows:
-                facts.add_row(*(Text(cell) for cell in row))  # data, never rich markup
+                facts.add_row(*(_text(cell) for cell in row))  # data, never rich markup
             console.print(facts)
         if result.tree is not None:
             console.print(_rich_tree(result.tree))
@@ -89,13 +89,13 @@ class RichRenderer:
             table.add_column("severity", no_wrap=True)
             table.add_column("finding", overflow="fold", ratio=1)
             for finding in result.findings:
-                body = Text(finding.message)
+                body = _text(finding.message)
                 body.append(f"\n{finding.code}", style="dim")
                 if finding.rfc:
                     body.append(f" · {finding.rfc}", style="dim")
                 if finding.remedy:
                     body.append("\n→ ", style="bold")
-                    body.append(finding.remedy)
+                    body.append(_text(finding.remedy))
                 table.add_row(
                     Text(finding.severity.value, style=SEVERITY_STYLE[finding.severity]), body
                 )
@@ -108,7 +108,7 @@ class RichRenderer:
             table.add_column(column, no_wrap=True)
         for entry in report.dns.trace:
             table.add_row(
-                str(entry["name"]),
+                _text(str(entry["name"])),
                 str(entry["type"]),
                 str(entry["outcome"]),
                 f"{entry['ms']:.0f}",
@@ -133,10 +133,21 @@ class RichRenderer:
 
 def _rich_tree(node: FactTree, parent: Tree | None = None) -> Tree:
     """A FactTree as a rich Tree (labels as plain text: no markup is interpreted)."""
-    branch = Tree(Text(node.label)) if parent is None else parent.add(Text(node.label))
+    label = _text(node.label)
+    branch = Tree(label) if parent is None else parent.add(label)
     for child in node.children:
         _rich_tree(child, branch)
     return branch
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (9, 10)}
+"""Control characters but tab and newline (ours), DEL, C1: a server's or a zone's words may
+hold ESC sequences, which must reach a person's terminal as text, never as commands."""
+
+
+def _text(text: str) -> Text:
+    """Text for the terminal: no markup interpreted, control characters written as \\xNN."""
+    return Text(text.translate(_CONTROLS))
 
 
 def _description(check: str) -> str:

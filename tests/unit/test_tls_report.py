@@ -4,12 +4,15 @@ and which TLSA findings survive a session that could not be probed."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from mailcheck.checks.tls_cert import load_roots
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState
 from mailcheck.checks.tls_probe_result import SmtpProbe, Step, Stopped, TlsResult
 from mailcheck.checks.tls_report import HostAddress, TlsObservation, evaluate_tls
@@ -17,6 +20,7 @@ from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsAnswer, Outcome
 from mailcheck.model import CheckResult
 from mailcheck.smtp import FailureKind, Reply, SmtpFailure
+from tests.lab.pki import LabPki
 
 HOST, IP = "mx.example", "192.0.2.25"
 OWNER = f"_25._tcp.{HOST}."
@@ -127,3 +131,30 @@ def test_a_timeout_inside_tls_is_unknown_to_senders() -> None:
     timeout = SmtpFailure(FailureKind.TIMEOUT, "no complete reply within 10 s", 10_000)
     slow = replace(IN_TLS, post_tls_error=timeout, stopped=Stopped(Step.POST_TLS_EHLO, timeout))
     assert {s["outcome"] for s in senders(judge(slow)).values()} == {"unknown"}
+
+
+def test_a_leaf_for_client_authentication_only_fails_verify_and_secure(tmp_path: Path) -> None:
+    # Trusted, named right, in date: still, OpenSSL's sslserver purpose refuses an EKU of
+    # clientAuth only, so verify and secure defer while encrypt delivers.
+    pki = LabPki(tmp_path)
+    leaf = pki.issue("client-only", [HOST], eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    probe = replace(IN_TLS, tls=replace(TLS, chain_der=leaf.chain_der))
+    obs = TlsObservation(
+        domain=HOST,
+        settings=TlsSettings(ehlo_name="probe.example"),
+        mx=None,
+        hosts=(HOST,),
+        host_lookups={},
+        tlsa={},
+        addresses=(HostAddress(HOST, IP, probe),),
+        mta_sts=None,
+        roots=load_roots(pki.ca_file),
+    )
+    said = evaluate_tls(obs).data["hosts"][0]["senders"]
+    assert said["encrypt"]["outcome"] == "deliver"
+    assert said["verify"] == {
+        "outcome": "defer",
+        "postfix_says": "Server certificate not trusted",
+        "dsn": "4.7.5",
+    }
+    assert said["secure"]["outcome"] == "defer"
