@@ -34,6 +34,7 @@ from mailcheck.checks.tls_report_view import address_json, table_row
 from mailcheck.checks.tls_sender import (
     Dane,
     Level,
+    Prediction,
     SenderFacts,
     Session,
     postfix_reply,
@@ -283,8 +284,8 @@ def _judge_address(
     predictions = {level: predict(facts, level) for level in Level}
     for level in obs.settings.sender_levels:
         said = predictions[level]
-        if said.outcome.value == "defer":
-            findings.append(_sender_defers(item, level, said.says, said.dsn))
+        if said.outcome.value in ("defer", "bounce"):
+            findings.append(_sender_defers(item, level, said))
     host_json = address_json(
         obs.settings.port, item.host, item.ip, probe, verdict, lookup, records, dane, cause
     )
@@ -380,14 +381,23 @@ def _sts_cert_invalid(item: HostAddress, verdict: ChainVerdict, legacy: bool) ->
     )
 
 
-def _sender_defers(item: HostAddress, level: Level, says: str, dsn: str) -> Finding:
+def _sender_defers(item: HostAddress, level: Level, said: Prediction) -> Finding:
+    does = "returns (bounces)" if said.outcome.value == "bounce" else "defers"
+    says, dsn = said.says, said.dsn
     return Finding(
         CHECK,
         "tls.sender-defers",
         Severity.ERROR,
-        f"A Postfix sender with smtp_tls_security_level = {level.value} defers mail to "
+        f"A Postfix sender with smtp_tls_security_level = {level.value} {does} mail to "
         f"{item.host} [{item.ip}]: '{says}'" + (f" (dsn={dsn})" if dsn else "") + ".",
-        {"host": item.host, "ip": item.ip, "level": level.value, "postfix_says": says, "dsn": dsn},
+        {
+            "host": item.host,
+            "ip": item.ip,
+            "level": level.value,
+            "outcome": said.outcome.value,
+            "postfix_says": says,
+            "dsn": dsn,
+        },
         remedy="See the findings above for this host: they name the cause. A sender that "
         "cannot wait may add a per-destination exception in smtp_tls_policy_maps.",
     )

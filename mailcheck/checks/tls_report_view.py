@@ -92,7 +92,7 @@ def table_row(
         dane_cell = f"match {matched}" if signed else f"match {matched} (unsigned)"
     elif dane is not None:
         dane_cell = "no match"
-    defers = [lvl.value for lvl, p in predictions.items() if p.outcome.value == "defer"]
+    defers = [lvl.value for lvl, p in predictions.items() if p.outcome.value in ("defer", "bounce")]
     unknown = all(p.outcome.value == "unknown" for p in predictions.values())
     senders = "unknown" if unknown else (", ".join(defers) if defers else "none")
     return (host, ip, starttls, tls, cert, dane_cell, senders)

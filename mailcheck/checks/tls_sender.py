@@ -74,6 +74,8 @@ class Outcome(enum.StrEnum):
     DELIVER = "deliver"
     PLAINTEXT = "plaintext"
     DEFER = "defer"
+    BOUNCE = "bounce"
+    """Returned to the sender at once: a 5xx reply Postfix treats as a hard error."""
     UNKNOWN = "unknown"
 
 
@@ -177,9 +179,11 @@ def predict(facts: SenderFacts, level: Level) -> Prediction:
 
 
 def _refused(level: Level, facts: SenderFacts, peer: str) -> Prediction:
-    # smtp_proto.c: smtp_site_fail(), no plaintext retry, whatever the level.
+    # smtp_proto.c: smtp_site_fail(), no plaintext retry, whatever the level. A 5xx there is
+    # a hard error (the greeting's 5xx is already turned 4xx: smtp_skip_5xx_greeting).
     says = f"host {peer} refused to talk to me: {facts.reply}"
-    return Prediction(level, Outcome.DEFER, says, facts.dsn)
+    hard = facts.dsn.startswith("5")
+    return Prediction(level, Outcome.BOUNCE if hard else Outcome.DEFER, says, facts.dsn)
 
 
 def _lost(level: Level, facts: SenderFacts, peer: str, outcome: Outcome) -> Prediction:

@@ -82,7 +82,7 @@ def test_helo_refused_is_refused_to_talk_to_me_at_every_level() -> None:
     )
     result = judge(refused)
     assert result.data["hosts"][0]["cause"] == "tls.helo-rejected"
-    said = {"outcome": "defer", "dsn": "5.7.1"}
+    said = {"outcome": "bounce", "dsn": "5.7.1"}
     said["postfix_says"] = f"host {PEER} refused to talk to me: 550 5.7.1 go away"
     assert all(s == said for s in senders(result).values())
     assert result.facts is not None and result.facts.rows[0][1] == "rejected"
@@ -123,7 +123,7 @@ def test_refused_inside_tls() -> None:
         IN_TLS, post_tls_ehlo=Reply(554, ("5.7.0 no",)), post_tls_helo=Reply(554, ("5.7.0 no",))
     )
     may = senders(judge(refused))["may"]
-    assert may == {"outcome": "defer", "dsn": "5.7.0",
+    assert may == {"outcome": "bounce", "dsn": "5.7.0",
                    "postfix_says": f"host {PEER} refused to talk to me: 554 5.7.0 no"}  # fmt: skip
 
 

@@ -129,13 +129,17 @@ def test_a_rejecting_greeting_defers_everyone_and_an_unprobed_host_is_unknown() 
     assert set(outcomes(unknown).values()) == {"unknown"}
 
 
-def test_a_session_refused_at_helo_defers_with_the_replys_own_dsn() -> None:
+def test_a_session_refused_at_helo_bounces_with_the_replys_own_dsn() -> None:
     # Postfix (smtp_proto.c): "host H[ip] refused to talk to me: <HELO reply>", its DSN the
-    # reply's enhanced status code; no plaintext retry at any level.
+    # reply's enhanced status code; a 5xx there is a hard error, at every level.
     refused = SenderFacts(
         "mx", "192.0.2.1", 25, Session.REJECTED, reply="550 5.7.1 go away", dsn="5.7.1"
     )
-    assert set(outcomes(refused).values()) == {"defer"}
+    assert set(outcomes(refused).values()) == {"bounce"}
+    tempfail = SenderFacts(
+        "mx", "192.0.2.1", 25, Session.REJECTED, reply="421 4.7.0 later", dsn="4.7.0"
+    )
+    assert set(outcomes(tempfail).values()) == {"defer"}
     said = predict(refused, Level.MAY)
     assert said.says == "host mx[192.0.2.1] refused to talk to me: 550 5.7.1 go away"
     assert said.dsn == "5.7.1"
