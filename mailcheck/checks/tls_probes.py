@@ -9,12 +9,17 @@ connections at once.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from mailcheck.checks.tls_probe import ProbeTimeouts, SmtpProbe, probe_smtp
 from mailcheck.checks.tls_settings import TlsSettings
 
 PROBE_DEADLINE_CAP = 25.0
 """Seconds one probe may take at most, whatever the step timeout (below --check-timeout)."""
+
+
+MIN_DEADLINE = 0.05
+"""Seconds a probe gets when the address's budget is spent: it stops at once, saying why."""
 
 
 class ProbeCache:
@@ -24,6 +29,8 @@ class ProbeCache:
     def __init__(self) -> None:
         self._probes: dict[tuple[str, str, str, int, str], asyncio.Future[SmtpProbe]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._budgets: dict[str, float] = {}
+        self._queued: dict[str, int] = {}
         self.sent = 0
         """Probes that went on the wire (the rest were shared)."""
 
@@ -50,15 +57,23 @@ class ProbeCache:
             connect=step, greeting=step, command=step, handshake=step, quit=min(step, 5.0)
         )
         # A whole-probe limit as well as the step limits: a tarpit costs one address its
-        # result, never the check's other hosts (the check has --check-timeout in all).
-        deadline = min(3 * step, PROBE_DEADLINE_CAP)
-        async with self._locks.setdefault(ip, asyncio.Lock()):
-            return await probe_smtp(
-                host,
-                ip,
-                settings.port,
-                helo=settings.ehlo,
-                timeouts=timeouts,
-                deadline=deadline,
-                sni=sni,
-            )
+        # result, never the check's other hosts (the check has --check-timeout in all). Names
+        # queued on one address share the budget of the probe running when they came, so ten
+        # names on one tarpit take one budget, not ten; an idle address starts a new one.
+        if not self._queued.get(ip):
+            self._budgets[ip] = time.monotonic() + min(3 * step, PROBE_DEADLINE_CAP)
+        budget = self._budgets[ip]
+        self._queued[ip] = self._queued.get(ip, 0) + 1
+        try:
+            async with self._locks.setdefault(ip, asyncio.Lock()):
+                return await probe_smtp(
+                    host,
+                    ip,
+                    settings.port,
+                    helo=settings.ehlo,
+                    timeouts=timeouts,
+                    deadline=max(budget - time.monotonic(), MIN_DEADLINE),
+                    sni=sni,
+                )
+        finally:
+            self._queued[ip] -= 1

@@ -23,7 +23,9 @@ from mailcheck.checks.tls_probe import (
     Step,
     probe_smtp,
 )
+from mailcheck.checks.tls_probes import ProbeCache
 from mailcheck.checks.tls_session import probe_json, session_findings, starttls_cause
+from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.smtp import FailureKind, Reply, SmtpConnection, SmtpFailure, TlsEstablished
 from tests.lab.pki import LabCert, LabPki
 from tests.lab.tls_smtpd import NAME, SCENARIOS, Scenario, TlsSmtpLab
@@ -492,3 +494,27 @@ def test_a_name_is_never_resolved() -> None:
     # The network guard fails the test if anything asks the OS resolver.
     opened = asyncio.run(SmtpConnection.open("mx.tls.test", 25, 1.0))
     assert isinstance(opened, SmtpFailure) and opened.kind is FailureKind.ERROR
+
+
+def test_names_sharing_a_tarpit_share_one_budget(lab: TlsSmtpLab) -> None:
+    # Every reply 0.3 s late, a 0.5 s step: one probe's budget is min(3 × 0.5, 25) = 1.5 s.
+    # Three MX names on that one address are probed one after another, inside that budget:
+    # the check's other hosts keep their time, and the later names say why they were cut.
+    ip, port = lab.address("tarpit")
+    settings = TlsSettings(port=port, ehlo_name=HELO, step_timeout=0.5)
+
+    async def three_names() -> tuple[list[SmtpProbe], float, SmtpProbe]:
+        cache = ProbeCache()
+        started = time.monotonic()
+        names = ("mx1.tls.test", "mx2.tls.test", "mx3.tls.test")
+        results = await asyncio.gather(*(cache.probe(n, ip, settings) for n in names))
+        elapsed = time.monotonic() - started
+        later = await cache.probe("mx4.tls.test", ip, settings)  # the address is idle again
+        return list(results), elapsed, later
+
+    results, elapsed, later = asyncio.run(three_names())
+    assert elapsed < 2.5, elapsed  # one budget (1.5 s) and the closing, not three (4.5 s)
+    cut = [r for r in results if r.stopped is not None and r.stopped.deadline]
+    assert cut and all("tls.probe-deadline" in codes(r) for r in cut)
+    # A fresh budget: the 0.3 s greeting arrives (a spent one would have cut it at 0.05 s).
+    assert later.greeting is not None and later.greeting.code == 220
