@@ -31,7 +31,7 @@ from mailcheck.cli_common import (
     dns_config,
     parse_input,
     read_source,
-    run_and_render,
+    run_checks,
 )
 from mailcheck.cli_tls import (
     CaFileOpt,
@@ -91,15 +91,9 @@ def domain(
         ),
         "",
     )
-    options = RunOptions(
-        checks=checks,
-        check_timeout=common.check_timeout,
-        trace=common.trace,
-        dnsbl_zones=zones,
-        dnsbl_config=dnsbl_config,
-        tls=tls,
+    run_checks(
+        target, config, checks, common, dnsbl_zones=zones, dnsbl_config=dnsbl_config, tls=tls
     )
-    run_and_render(target, config, options, common)
 
 
 app.command("tls")(common_options()(tls_command))
@@ -126,10 +120,7 @@ def fcrdns(
         host = parse_input(parse_domain, target)
         run_on = Target(label=host, hosts=(host,))
     config = dns_config(common)
-    options = RunOptions(
-        checks=(CheckName.FCRDNS,), check_timeout=common.check_timeout, trace=common.trace
-    )
-    run_and_render(run_on, config, options, common)
+    run_checks(run_on, config, (CheckName.FCRDNS,), common)
 
 
 @app.command("dnsbl")
@@ -153,14 +144,9 @@ def dnsbl_command(
         run_on = Target(label=name, domain=name)
     config = dns_config(common)
     zones = checked_dnsbl_lists(dnsbl, dnsbl_config)
-    options = RunOptions(
-        checks=(CheckName.DNSBL,),
-        check_timeout=common.check_timeout,
-        trace=common.trace,
-        dnsbl_zones=zones,
-        dnsbl_config=dnsbl_config,
+    run_checks(
+        run_on, config, (CheckName.DNSBL,), common, dnsbl_zones=zones, dnsbl_config=dnsbl_config
     )
-    run_and_render(run_on, config, options, common)
 
 
 @app.command()
@@ -204,10 +190,7 @@ def spf(
         target_domain = parse_input(parse_domain, name)
     target = Target(label=target_domain, domain=target_domain, ips=ips, sender=sender, helo=helo)
     config = dns_config(common)
-    options = RunOptions(
-        checks=(CheckName.SPF,), check_timeout=common.check_timeout, trace=common.trace
-    )
-    run_and_render(target, config, options, common)
+    run_checks(target, config, (CheckName.SPF,), common)
 
 
 @app.command()
@@ -223,10 +206,7 @@ def dkim(
     selectors = tuple(parse_input(parse_selector, s) for s in dkim_selector or ())
     target = Target(label=target_domain, domain=target_domain, dkim_selectors=selectors)
     config = dns_config(common)
-    options = RunOptions(
-        checks=(CheckName.DKIM,), check_timeout=common.check_timeout, trace=common.trace
-    )
-    run_and_render(target, config, options, common)
+    run_checks(target, config, (CheckName.DKIM,), common)
 
 
 @app.command()
@@ -240,10 +220,7 @@ def dmarc(
     target_domain = parse_input(parse_domain, name)
     target = Target(label=target_domain, domain=target_domain)
     config = dns_config(common)
-    options = RunOptions(
-        checks=(CheckName.DMARC,), check_timeout=common.check_timeout, trace=common.trace
-    )
-    run_and_render(target, config, options, common)
+    run_checks(target, config, (CheckName.DMARC,), common)
 
 
 @app.command()

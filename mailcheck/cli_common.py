@@ -21,8 +21,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from mailcheck.checks import CHECK_ORDER
+from mailcheck.checks import CHECK_ORDER, CheckName
 from mailcheck.checks.dnsbl_catalogue import load_lists
+from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import (
     DEFAULT_CONCURRENCY,
     DEFAULT_RETRIES,
@@ -255,6 +256,28 @@ def run_and_render(
     renderer_for(common).render(report, sys.stdout)
     sys.stdout.flush()
     raise typer.Exit(report_exit_code(report, common.fail_on))
+
+
+def run_checks(
+    target: Target,
+    config: DnsConfig,
+    checks: tuple[CheckName, ...],
+    common: CommonOptions,
+    *,
+    dnsbl_zones: tuple[str, ...] = (),
+    dnsbl_config: Path | None = None,
+    tls: TlsSettings | None = None,
+) -> NoReturn:
+    """`run_and_render` with RunOptions from the shared options plus a command's own."""
+    options = RunOptions(
+        checks=checks,
+        check_timeout=common.check_timeout,
+        trace=common.trace,
+        dnsbl_zones=dnsbl_zones,
+        dnsbl_config=dnsbl_config,
+        tls=tls or TlsSettings(),
+    )
+    run_and_render(target, config, options, common)
 
 
 def report_exit_code(report: Report, fail_on: Severity) -> int:

@@ -6,7 +6,6 @@ check, and the parsing of `mailcheck tls` targets (DOMAIN, HOST:PORT, [HOST]:POR
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -18,9 +17,9 @@ from mailcheck.checks.mta_sts_fetch import policy_context
 from mailcheck.checks.tls import trusted_roots
 from mailcheck.checks.tls_sender import Level
 from mailcheck.checks.tls_settings import DEFAULT_STEP_TIMEOUT, TlsSettings
-from mailcheck.cli_common import CommonOptions, dns_config, parse_input, run_and_render
-from mailcheck.engine import RunOptions, Target
-from mailcheck.targets import is_ip, parse_domain, parse_ip
+from mailcheck.cli_common import CommonOptions, dns_config, parse_input, run_checks
+from mailcheck.engine import Target
+from mailcheck.targets import is_ip, parse_domain, parse_host_port, parse_ip
 
 NoSmtpOpt = Annotated[
     bool,
@@ -95,38 +94,17 @@ class TlsTarget:
     """A port given with the target; overrides --smtp-port."""
 
 
-_BRACKETED = re.compile(r"^\[(?P<host>[^\]]+)\](?::(?P<port>\d+))?$")
-
-
 def parse_tls_target(text: str) -> TlsTarget:
     """Parse DOMAIN, HOST:PORT, [HOST] or [HOST]:PORT (Postfix's "no MX lookup"), IP, [V6]:PORT.
 
     Raises ValueError with a one-line message.
     """
-    text = text.strip()
-    port: int | None = None
-    bracketed = _BRACKETED.match(text)
-    if bracketed:
-        name, port_text = bracketed.group("host"), bracketed.group("port")
-        port = _port(port_text) if port_text else None
-    elif text.count(":") == 1:
-        name, port_text = text.split(":")
-        port = _port(port_text)
-    else:
-        name = text
-    if is_ip(name):
-        ip = parse_ip(name)
-        return TlsTarget(ip, ip=ip, port=port)
-    host = parse_domain(name)
-    if bracketed or port is not None:
-        return TlsTarget(host, host=host, port=port)
-    return TlsTarget(host, domain=host)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"invalid port {text!r}")
-    return int(text)
+    target = parse_host_port(text)
+    if is_ip(target.host):
+        return TlsTarget(target.host, ip=target.host, port=target.port)
+    if target.bracketed or target.port is not None:
+        return TlsTarget(target.host, host=target.host, port=target.port)
+    return TlsTarget(target.host, domain=target.host)
 
 
 def tls_settings(
@@ -198,10 +176,4 @@ def tls_command(
         ips=(parsed.ip,) if parsed.ip else (),
     )
     config = dns_config(common)
-    options = RunOptions(
-        checks=(CheckName.TLS,),
-        check_timeout=common.check_timeout,
-        trace=common.trace,
-        tls=settings,
-    )
-    run_and_render(run_on, config, options, common)
+    run_checks(run_on, config, (CheckName.TLS,), common, tls=settings)

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mailcheck.text import escape_controls
+
 LINE_LIMIT = 2048
 """RFC 5321 §4.5.3.1.5 allows 512 octets per reply line; be generous, but bounded."""
 MAX_LINES = 100
@@ -38,8 +40,6 @@ MAX_BUFFER = 256 * 1024
 """Stop reading from a server that floods us beyond this (more than any legal reply)."""
 
 _REPLY_LINE = re.compile(r"([0-9]{3})([ -]?)(.*)", re.S)
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
-"""C0 controls but tab, DEL and C1 controls (U+009B is a terminal's one-character CSI)."""
 _LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 _SSL_LOCATION = "(_ssl.c:"
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
@@ -56,7 +56,7 @@ on its own), hence every time."""
 
 def printable(text: str) -> str:
     """`text` with control characters written as `\\xNN` (tab kept): safe on a terminal."""
-    return text.translate(_CONTROLS)
+    return escape_controls(text)
 
 
 def sni_name(name: str | None) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 
 import idna
 
@@ -114,3 +115,41 @@ def non_public_reason(text: str) -> str | None:
         (address.is_private, "a private address (RFC 1918 / RFC 4193)"),
     )
     return next((why for hit, why in checks if hit), None)
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """A `HOST`, `HOST:PORT`, `[HOST]`, `[HOST]:PORT` or bare IPv6 target, split and checked."""
+
+    host: str
+    """An address (canonical) or a fully qualified name (parse_ip / parse_domain)."""
+    port: int | None
+    """The port given, if any."""
+    bracketed: bool
+    """`[HOST]` was written: Postfix's "no MX lookup"."""
+
+
+_BRACKETED = re.compile(r"\[(?P<host>[^\]]+)\](?::(?P<port>[^:]*))?")
+
+
+def parse_host_port(text: str) -> HostPort:
+    """Split and check a host with an optional port; raise ValueError with a one-line message.
+
+    A bare IPv6 address is a host (its colons are not a port); a port goes with brackets.
+    """
+    text = text.strip()
+    bracketed = _BRACKETED.fullmatch(text)
+    port_text: str | None = None
+    if bracketed:
+        name, port_text = bracketed.group("host"), bracketed.group("port")
+    elif text.count(":") == 1:
+        name, port_text = text.split(":")
+    else:
+        name = text
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"{text!r}: invalid port {port_text!r}")
+        port = int(port_text)
+    host = parse_ip(name) if is_ip(name) else parse_domain(name)
+    return HostPort(host, port, bracketed is not None)

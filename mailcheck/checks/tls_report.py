@@ -43,8 +43,8 @@ from mailcheck.checks.tls_sender import (
 )
 from mailcheck.checks.tls_session import (
     SLOW_GREETING_S,
+    cause_of,
     session_findings,
-    starttls_cause,
 )
 from mailcheck.checks.tls_settings import TlsSettings
 from mailcheck.dns import DnsAnswer, Outcome
@@ -214,13 +214,15 @@ def _judge_address(
     findings: list[Finding] = []
     records = _records(lookup)
     chain: tuple[bytes, ...] = ()
+    judged: tuple[Finding, ...] = ()
     if probe is not None:
         # "Slow" must stay below the greeting timeout, or it could never be seen.
         slow = min(SLOW_GREETING_S, obs.settings.step_timeout / 2)
-        findings += session_findings(probe, slow_greeting_s=slow)
+        judged = session_findings(probe, slow_greeting_s=slow)
+        findings += judged
         if probe.tls is not None and probe.tls.ok:
             chain = probe.tls.chain_der
-    cause = starttls_cause(probe) if probe is not None else None
+    cause = cause_of(judged) if probe is not None else None
     session = _session(probe, cause)
     parsed = parse_chain(chain) if chain else None  # parsed once, judged twice (PKIX, DANE)
     # The TLSA base domain (the expanded name of an aliased MX host, RFC 7672 §2.2.2) and the

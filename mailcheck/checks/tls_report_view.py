@@ -10,7 +10,6 @@ from mailcheck.checks.tls_cert import ChainVerdict
 from mailcheck.checks.tls_dns import TlsaLookup, TlsaState
 from mailcheck.checks.tls_probe import SmtpProbe
 from mailcheck.checks.tls_sender import Level, Prediction, Session
-from mailcheck.checks.tls_session import probe_json
 
 TLSA_LABEL = {
     TlsaState.SECURE: "signed",
@@ -38,7 +37,7 @@ def address_json(
     """One address as `data.hosts[]` shows it (docs/json.md)."""
     out: dict[str, Any] = {"host": host, "ip": ip, "port": port}
     if probe is not None:
-        out.update(probe_json(probe))
+        out.update(probe.to_json(cause=cause))
         out["host"], out["ip"] = host, ip
     else:
         out.update({"connected": None, "cause": cause, "transcript": []})

@@ -13,7 +13,7 @@ nothing that would claim what happened after the cut. Certificates are judged el
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from mailcheck.checks.tls_inside import after_tls_finding
@@ -38,6 +38,7 @@ __all__ = [
     "NO_TLS_CODES",
     "SLOW_GREETING_S",
     "block_words",
+    "cause_of",
     "probe_json",
     "session_findings",
     "starttls_cause",
@@ -89,10 +90,12 @@ def starttls_cause(probe: SmtpProbe) -> str | None:
 
     None when STARTTLS works (a legacy version or an injection bug still counts as working).
     """
-    for finding in session_findings(probe):
-        if finding.code in NO_TLS_CODES:
-            return finding.code
-    return None
+    return cause_of(session_findings(probe))
+
+
+def cause_of(findings: Iterable[Finding]) -> str | None:
+    """starttls_cause from a session's findings already judged."""
+    return next((f.code for f in findings if f.code in NO_TLS_CODES), None)
 
 
 def probe_json(probe: SmtpProbe) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from rich.tree import Tree
 
 from mailcheck.checks import CHECKS, CheckName
 from mailcheck.model import CheckResult, FactTree, Report, Severity, Status
+from mailcheck.text import escape_controls
 
 STATUS_STYLE = {
     Status.PASS: "bold green",
@@ -140,14 +141,9 @@ def _rich_tree(node: FactTree, parent: Tree | None = None) -> Tree:
     return branch
 
 
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (9, 10)}
-"""Control characters but tab and newline (ours), DEL, C1: a server's or a zone's words may
-hold ESC sequences, which must reach a person's terminal as text, never as commands."""
-
-
 def _text(text: str) -> Text:
     """Text for the terminal: no markup interpreted, control characters written as \\xNN."""
-    return Text(text.translate(_CONTROLS))
+    return Text(escape_controls(text, keep="\t\n"))  # newlines are ours: kept
 
 
 def _description(check: str) -> str:

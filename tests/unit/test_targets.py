@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mailcheck.checks import CheckName
+from mailcheck.cli_tls import TlsTarget, parse_tls_target
 from mailcheck.dns import Nameserver, parse_nameserver
 from mailcheck.engine import parse_check_list
-from mailcheck.targets import non_public_reason, parse_domain, parse_ip
+from mailcheck.targets import HostPort, non_public_reason, parse_domain, parse_host_port, parse_ip
 
 
 @pytest.mark.parametrize(
@@ -109,3 +110,30 @@ def test_non_public_addresses(ip: str, why: str) -> None:
 @pytest.mark.parametrize("ip", ["8.8.8.8", "2a00:1450::1", "192.0.2.10", "2001:db8::10"])
 def test_public_and_documentation_addresses(ip: str) -> None:
     assert non_public_reason(ip) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port", "bracketed"),
+    [
+        ("mx.example.org", "mx.example.org", None, False),
+        ("mx.example.org:2525", "mx.example.org", 2525, False),
+        ("[mx.example.org]", "mx.example.org", None, True),
+        ("[2001:DB8::1]:25", "2001:db8::1", 25, True),
+        ("2001:db8::1", "2001:db8::1", None, False),
+        ("192.0.2.1:587", "192.0.2.1", 587, False),
+    ],
+)
+def test_host_port_targets(text: str, host: str, port: int | None, bracketed: bool) -> None:
+    assert parse_host_port(text) == HostPort(host, port, bracketed)
+
+
+@pytest.mark.parametrize("text", ["mx.example.org:0", "mx.example.org:x", "[::1]:", "a b:25"])
+def test_bad_host_port_targets(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_host_port(text)
+
+
+def test_tls_targets_keep_postfixs_no_mx_brackets() -> None:
+    assert parse_tls_target("example.org") == TlsTarget("example.org", domain="example.org")
+    assert parse_tls_target("[mx.example.org]").host == "mx.example.org"
+    assert parse_tls_target("192.0.2.1:2525") == TlsTarget("192.0.2.1", ip="192.0.2.1", port=2525)
