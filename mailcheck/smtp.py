@@ -23,6 +23,7 @@ import asyncio
 import enum
 import errno
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -449,8 +450,10 @@ def _connect_kind(exc: OSError) -> FailureKind:
 
 def _errno_text(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
+        # The C library's words: asyncio's own strerror repeats the address we dialled
+        # ("Connect call failed ('192.0.2.1', 25)"), which every caller already says.
         name = errno.errorcode.get(exc.errno, str(exc.errno))
-        return f"{exc.strerror or exc} ({name})"
+        return f"{os.strerror(exc.errno)} ({name})"
     if isinstance(exc, ConnectionError):
         return f"the server closed the connection ({str(exc) or type(exc).__name__})"
     return str(exc) or type(exc).__name__

@@ -10,6 +10,7 @@ line on stderr each, mailcheck.exits).
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from mailcheck.postfix.audit import evaluate_postfix
 from mailcheck.postfix.config import ConfigUnavailable, read_files, read_live
 from mailcheck.postfix.host import gather_host
 from mailcheck.postfix.relay import evaluate_relay, probe_relay
-from mailcheck.targets import is_ip, parse_domain, parse_ip
+from mailcheck.targets import is_ip, parse_host_port, parse_ip
 
 DEFAULT_SMTP_TIMEOUT = 10.0
 NO_DNS = DnsSummary((), 0, 0)
@@ -70,16 +71,8 @@ def _finish(
 def parse_hostport(text: str) -> tuple[str, int]:
     """HOST, HOST:PORT, [V6]:PORT, or a bare IPv6 address; default port 25. HOST is an address
     (canonical) or a fully qualified name (mailcheck.targets' rules)."""
-    text = text.strip()
-    host, port = text, "25"
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else port
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not HOST[:PORT]")
-    return (parse_ip(host) if is_ip(host) else parse_domain(host)), int(port)
+    target = parse_host_port(text)
+    return target.host, target.port or 25
 
 
 def postfix_command(
@@ -175,6 +168,6 @@ def relay_command(
         fail(EXIT_USAGE, str(exc))
     # A name is resolved by mailcheck's DNS layer with the run's options, never the OS resolver.
     client = None if is_ip(host) else _run_dns(common, required=True)
-    result = evaluate_relay(probe_relay(host, port, smtp_timeout, dns=client))
+    result = evaluate_relay(asyncio.run(probe_relay(host, port, smtp_timeout, dns=client)))
     dns = client.summary(with_trace=common.trace) if client else NO_DNS
     _finish(f"{host}:{port}", result, started, common, dns)

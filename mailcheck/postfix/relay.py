@@ -3,20 +3,21 @@
 Conversation (RFC 5321 §3.3): greeting, EHLO, on 587 STARTTLS and EHLO again (RFC 3207),
 `MAIL FROM:<probe@outside.invalid>`, `RCPT TO:<external>`, RSET, QUIT. On 465 TLS comes first
 (RFC 8314 §3.3). When AUTH PLAIN or LOGIN is offered before TLS, `AUTH LOGIN` is sent and
-cancelled at the challenge (no credentials). `data` (docs/json.md): {"host", "address",
-"port", "mode", "greeting", "ehlo_plain", "ehlo_tls", "starttls", "auth_plain",
+cancelled at the challenge (no credentials). The conversation goes through the one async SMTP
+layer (mailcheck.smtp), to the address the DNS layer resolved. `data` (docs/json.md): {"host",
+"address", "port", "mode", "greeting", "ehlo_plain", "ehlo_tls", "starttls", "auth_plain",
 "auth_mechanisms_plain", "auth_challenge", "mail", "rcpt", "error"}.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
+import ssl
 from dataclasses import dataclass, field
 
 from mailcheck.dns import DnsClient, DnsConfig, system_nameservers
 from mailcheck.model import CheckResult, Finding, Severity
-from mailcheck.postfix.smtp import Reply, SmtpConnection, SmtpError
+from mailcheck.smtp import FailureKind, Reply, SmtpConnection, SmtpFailure
 
 CHECK = "relay"
 PROBE_SENDER = "probe@outside.invalid"
@@ -111,7 +112,7 @@ async def resolve_host(dns: DnsClient, host: str) -> str:
     raise ResolveError(f"{host} has no address: " + ", ".join(failures))
 
 
-def probe_relay(
+async def probe_relay(
     host: str,
     port: int,
     timeout: float = 10.0,
@@ -119,87 +120,178 @@ def probe_relay(
     dns: DnsClient | None = None,
     mode: str | None = None,
 ) -> RelayObservation:
-    """Run the probe against host:port; every step bounded by timeout.
+    """Run the probe against host:port through mailcheck.smtp; every step bounded by timeout.
 
     A host name is resolved with `dns` (default: a DnsClient over the resolv.conf
-    nameservers), A then AAAA, first address. `mode` overrides the one implied by the port
-    (587 submission, 465 implicit, else relay), for services on other ports. Must not be
-    called from a running event loop (it runs the lookup with asyncio.run).
+    nameservers), A then AAAA, first address; the SMTP layer connects to that address. `mode`
+    overrides the one implied by the port (587 submission, 465 implicit, else relay), for
+    services on other ports.
     """
     mode = mode or {587: "submission", 465: "implicit"}.get(port, "relay")
     obs = RelayObservation(host, port, mode)
-    step = "resolve"
-    conn: SmtpConnection | None = None
     try:
         client = dns if dns is not None else DnsClient(DnsConfig(system_nameservers()))
-        address = asyncio.run(resolve_host(client, host))
+        address = await resolve_host(client, host)
     except ResolveError as exc:
-        obs.error = {"step": step, "kind": "dns", "message": str(exc)}
+        obs.error = {"step": "resolve", "kind": "dns", "message": str(exc)}
         return obs
     obs.address = address
-    step = "connect"
+    opened = await SmtpConnection.open(address, port, timeout)
+    if isinstance(opened, SmtpFailure):
+        obs.error = _connect_error(opened, address, port)
+        return obs
     try:
-        conn = SmtpConnection.open(
-            address, port, timeout, implicit_tls=mode == "implicit", server_name=host
-        )
-        step = "greeting"
-        greeting = conn.read_reply()
-        obs.greeting = greeting.text
-        if greeting.code != 220:
-            return obs
-        step = "ehlo"
-        ehlo = conn.command(f"EHLO {EHLO_NAME}")
-        if ehlo.code != 250:
-            obs.error = {"step": step, "kind": "refused", "message": ehlo.text}
-            return obs
-        if mode == "implicit":
-            obs.ehlo_tls = _keywords(ehlo)
-        else:
-            obs.ehlo_plain = _keywords(ehlo)
-            obs.auth_mechanisms_plain = _auth_mechanisms(ehlo)
-        if obs.auth_plain:
-            step = "auth"
-            obs.auth_challenge = _try_plain_auth(conn, obs.auth_mechanisms_plain or [])
-        if mode == "submission" and "STARTTLS" in (obs.ehlo_plain or []):
-            step = "starttls"
-            reply = conn.command("STARTTLS")
-            obs.starttls = reply.text
-            if reply.code == 220:
-                conn.starttls(host)  # SNI: the name the user gave
-                step = "ehlo"
-                obs.ehlo_tls = _keywords(conn.command(f"EHLO {EHLO_NAME}"))
-        step = "mail"
-        mail = conn.command(f"MAIL FROM:<{PROBE_SENDER}>")
-        obs.mail = mail.text
-        if mail.code == 250:
-            step = "rcpt"
-            rcpt = conn.command(f"RCPT TO:<{PROBE_RECIPIENT}>")
-            obs.rcpt, obs.rcpt_code = rcpt.text, rcpt.code
-            step = "rset"
-            conn.command("RSET")  # never DATA: the transaction is abandoned here
-        step = "quit"
-        conn.command("QUIT")
-    except SmtpError as exc:
-        if step not in ("rset", "quit"):
-            obs.error = {"step": step, "kind": exc.kind, "message": str(exc)}
+        await _converse(_Session(opened, obs, timeout), host)
     finally:
-        if conn is not None:
-            conn.close()
+        opened.close()
     return obs
+
+
+class _Session:
+    """One probe conversation: each step's failure is recorded in the observation, once."""
+
+    def __init__(self, conn: SmtpConnection, obs: RelayObservation, timeout: float) -> None:
+        self.conn = conn
+        self.obs = obs
+        self.timeout = timeout
+
+    def failed(self, step: str, failure: SmtpFailure) -> None:
+        # A failure after the transaction (RSET, QUIT) changes nothing that was observed.
+        if step not in ("rset", "quit"):
+            kind = _READ_KINDS.get(failure.kind, "closed")
+            self.obs.error = {"step": step, "kind": kind, "message": failure.detail}
+
+    async def reply(self, step: str) -> Reply | None:
+        """The next whole reply, or None (the failure recorded) when none came."""
+        got = await self.conn.read_reply(self.timeout)
+        if isinstance(got, SmtpFailure):
+            self.failed(step, got)
+            return None
+        return got
+
+    async def ask(self, step: str, line: str) -> Reply | None:
+        """Send one command and read its reply, or None (the failure recorded)."""
+        got = await self.conn.command(line, self.timeout)
+        if isinstance(got, SmtpFailure):
+            self.failed(step, got)
+            return None
+        return got
+
+    async def handshake(self, step: str, server_name: str) -> bool:
+        """TLS on this connection (SNI: the name the user gave); certificates are not judged
+        here (the tls check does that). Any failure, a timeout too, is of kind `tls`."""
+        # RFC 3207 §4.2: anything sent after the 220 to STARTTLS is not part of TLS.
+        early = self.conn.take_buffered()
+        if early:
+            self.conn.note(f"discarded {len(early)} octets received before the handshake")
+        got = await self.conn.start_tls(_tls_context(), server_name, self.timeout)
+        if isinstance(got, SmtpFailure):
+            message = (
+                f"TLS handshake timed out after {self.timeout:g} s"
+                if got.kind is FailureKind.TIMEOUT
+                else f"TLS handshake failed: {got.detail}"
+            )
+            self.obs.error = {"step": step, "kind": "tls", "message": message}
+            return False
+        return True
+
+
+async def _converse(session: _Session, host: str) -> None:
+    obs = session.obs
+    # RFC 8314 §3.3: on implicit TLS the handshake comes before the greeting.
+    if obs.mode == "implicit" and not await session.handshake("connect", host):
+        return
+    greeting = await session.reply("greeting")
+    if greeting is None:
+        return
+    obs.greeting = greeting.text
+    if greeting.code != 220:
+        return
+    ehlo = await session.ask("ehlo", f"EHLO {EHLO_NAME}")
+    if ehlo is None:
+        return
+    if ehlo.code != 250:
+        obs.error = {"step": "ehlo", "kind": "refused", "message": ehlo.text}
+        return
+    if obs.mode == "implicit":
+        obs.ehlo_tls = _keywords(ehlo)
+    else:
+        obs.ehlo_plain = _keywords(ehlo)
+        obs.auth_mechanisms_plain = _auth_mechanisms(ehlo)
+    if obs.auth_plain:
+        obs.auth_challenge = await _try_plain_auth(session, obs.auth_mechanisms_plain or [])
+        if obs.auth_challenge is None:
+            return
+    if obs.mode == "submission" and "STARTTLS" in (obs.ehlo_plain or []):
+        reply = await session.ask("starttls", "STARTTLS")
+        if reply is None:
+            return
+        obs.starttls = reply.text
+        if reply.code == 220:
+            if not await session.handshake("starttls", host):
+                return
+            again = await session.ask("ehlo", f"EHLO {EHLO_NAME}")
+            if again is None:
+                return
+            obs.ehlo_tls = _keywords(again)
+    mail = await session.ask("mail", f"MAIL FROM:<{PROBE_SENDER}>")
+    if mail is None:
+        return
+    obs.mail = mail.text
+    if mail.code == 250:
+        rcpt = await session.ask("rcpt", f"RCPT TO:<{PROBE_RECIPIENT}>")
+        if rcpt is None:
+            return
+        obs.rcpt, obs.rcpt_code = rcpt.text, rcpt.code
+        # never DATA: the transaction is abandoned here
+        if await session.ask("rset", "RSET") is None:
+            return
+    await session.ask("quit", "QUIT")
 
 
 def _offers_auth(keywords: list[str]) -> bool:
     return any(k == "AUTH" or k.startswith("AUTH=") for k in keywords)
 
 
-def _try_plain_auth(conn: SmtpConnection, mechanisms: list[str]) -> str:
+async def _try_plain_auth(session: _Session, mechanisms: list[str]) -> str | None:
     """`AUTH LOGIN` (else `AUTH PLAIN` without an initial response) before TLS (RFC 4954 §4):
     a 334 challenge means the server would take a password in plain text; the exchange is
-    cancelled with `*` at once, no credentials sent."""
-    reply = conn.command("AUTH LOGIN" if "LOGIN" in mechanisms else "AUTH PLAIN")
-    if reply.code == 334:
-        conn.command("*")  # RFC 4954 §4: cancel; the server answers 501
+    cancelled with `*` at once, no credentials sent. The reply, or None when the conversation
+    broke off."""
+    reply = await session.ask("auth", "AUTH LOGIN" if "LOGIN" in mechanisms else "AUTH PLAIN")
+    if reply is None:
+        return None
+    if reply.code == 334 and await session.ask("auth", "*") is None:  # RFC 4954 §4: cancel
+        return None
     return reply.text
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Python's default client context without verification: the probe only needs the
+    channel; the tls check judges certificates."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _connect_error(failure: SmtpFailure, address: str, port: int) -> dict[str, str]:
+    if failure.kind is FailureKind.TIMEOUT:
+        return {
+            "step": "connect",
+            "kind": "timeout",
+            "message": f"connecting to {address}:{port} timed out",
+        }
+    message = f"cannot connect to {address}:{port}: {failure.detail}"
+    return {"step": "connect", "kind": "connect", "message": message}
+
+
+_READ_KINDS = {
+    FailureKind.TIMEOUT: "timeout",
+    FailureKind.CLOSED: "closed",
+    FailureKind.MALFORMED: "malformed",
+}
+"""The `error.kind` of a failed read or write (docs/json.md); anything else counts as closed."""
 
 
 def _f(

@@ -12,6 +12,7 @@ postfix (fails under CI=true without it, skips otherwise).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from mailcheck.postfix.audit import evaluate_postfix
 from mailcheck.postfix.cli import parse_hostport
 from mailcheck.postfix.config import read_live
 from mailcheck.postfix.relay import PROBE_RECIPIENT, evaluate_relay, probe_relay
-from mailcheck.postfix.smtp import SmtpConnection
+from mailcheck.smtp import Reply, SmtpConnection
 from tests.conftest import ROOT, require_binary
 from tests.lab.dnsserver import LabHandle
 from tests.lab.postfix_smtpd import Listener, PostfixSmtpdLab, port_free
@@ -139,7 +140,7 @@ def assert_no_data(lines: list[str]) -> None:
 
 def test_open_relay_is_found(postfix: PostfixSmtpdLab) -> None:
     host, port = postfix.address("open")
-    obs = probe_relay(host, port, TIMEOUT)
+    obs = asyncio.run(probe_relay(host, port, TIMEOUT))
     result = evaluate_relay(obs)
     assert obs.rcpt_code == 250, obs
     assert "relay.open" in codes(result)
@@ -149,7 +150,7 @@ def test_open_relay_is_found(postfix: PostfixSmtpdLab) -> None:
 
 def test_safe_server_refuses_to_relay(postfix: PostfixSmtpdLab) -> None:
     host, port = postfix.address("safe")
-    obs = probe_relay(host, port, TIMEOUT)
+    obs = asyncio.run(probe_relay(host, port, TIMEOUT))
     result = evaluate_relay(obs)
     assert obs.rcpt_code is not None and 500 <= obs.rcpt_code < 600, obs
     assert "Relay access denied" in (obs.rcpt or "")
@@ -161,7 +162,7 @@ def test_submission_requires_tls_and_offers_auth_only_after_it(
     postfix: PostfixSmtpdLab,
 ) -> None:
     host, port = postfix.address("submission")
-    obs = probe_relay(host, port, TIMEOUT, mode="submission")
+    obs = asyncio.run(probe_relay(host, port, TIMEOUT, mode="submission"))
     result = evaluate_relay(obs)
     assert obs.ehlo_plain is not None and "STARTTLS" in obs.ehlo_plain
     assert "AUTH" not in obs.ehlo_plain
@@ -175,22 +176,30 @@ def test_submission_requires_tls_and_offers_auth_only_after_it(
 
 def test_submission_refuses_mail_before_starttls(postfix: PostfixSmtpdLab) -> None:
     host, port = postfix.address("submission")
-    conn = SmtpConnection.open(host, port, TIMEOUT)
-    try:
-        assert conn.read_reply().code == 220
-        assert conn.command("EHLO mailcheck.invalid").code == 250
-        refused = conn.command("MAIL FROM:<probe@outside.invalid>")
-        assert refused.code == 530, refused  # "Must issue a STARTTLS command first"
-        conn.command("QUIT")
-    finally:
-        conn.close()
+
+    async def converse() -> None:
+        conn = await SmtpConnection.open(host, port, TIMEOUT)
+        assert isinstance(conn, SmtpConnection), conn
+        try:
+            greeting = await conn.read_reply(TIMEOUT)
+            assert isinstance(greeting, Reply) and greeting.code == 220, greeting
+            ehlo = await conn.command("EHLO mailcheck.invalid", TIMEOUT)
+            assert isinstance(ehlo, Reply) and ehlo.code == 250, ehlo
+            refused = await conn.command("MAIL FROM:<probe@outside.invalid>", TIMEOUT)
+            # "Must issue a STARTTLS command first"
+            assert isinstance(refused, Reply) and refused.code == 530, refused
+            await conn.command("QUIT", TIMEOUT)
+        finally:
+            conn.close()
+
+    asyncio.run(converse())
 
 
 def test_auth_offered_in_plain_text_is_found_and_never_given_credentials(
     postfix: PostfixSmtpdLab,
 ) -> None:
     host, port = postfix.address("authplain")
-    obs = probe_relay(host, port, TIMEOUT, mode="submission")
+    obs = asyncio.run(probe_relay(host, port, TIMEOUT, mode="submission"))
     result = evaluate_relay(obs)
     assert obs.ehlo_plain is not None and "AUTH" in obs.ehlo_plain
     assert obs.auth_mechanisms_plain is not None
@@ -209,7 +218,7 @@ def test_auth_offered_in_plain_text_is_found_and_never_given_credentials(
 
 def test_plain_text_auth_is_found_on_a_relay_port_too(postfix: PostfixSmtpdLab) -> None:
     host, port = postfix.address("authplain")
-    obs = probe_relay(host, port, TIMEOUT)  # mode relay: no STARTTLS expected there
+    obs = asyncio.run(probe_relay(host, port, TIMEOUT))  # mode relay: no STARTTLS expected there
     result = evaluate_relay(obs)
     assert obs.mode == "relay" and obs.auth_plain is True
     assert codes(result) == {"relay.auth-before-tls", "relay.closed"}
@@ -218,7 +227,7 @@ def test_plain_text_auth_is_found_on_a_relay_port_too(postfix: PostfixSmtpdLab) 
 
 def test_implicit_tls_listener(postfix: PostfixSmtpdLab) -> None:
     host, port = postfix.address("smtps")
-    obs = probe_relay(host, port, TIMEOUT, mode="implicit")
+    obs = asyncio.run(probe_relay(host, port, TIMEOUT, mode="implicit"))
     result = evaluate_relay(obs)
     assert obs.greeting is not None and obs.greeting.startswith("220"), obs
     assert obs.ehlo_plain is None and obs.auth_plain is None
@@ -231,7 +240,7 @@ def test_plain_text_client_on_the_implicit_tls_port_gets_no_greeting(
     postfix: PostfixSmtpdLab,
 ) -> None:
     host, port = postfix.address("smtps")
-    obs = probe_relay(host, port, 1.0, mode="relay")  # speaks plain SMTP to a TLS port
+    obs = asyncio.run(probe_relay(host, port, 1.0, mode="relay"))  # speaks plain SMTP to a TLS port
     result = evaluate_relay(obs)
     assert obs.greeting is None and obs.error["step"] == "greeting", obs
     assert codes(result) <= {"relay.unreachable", "relay.malformed-reply", "relay.incomplete"}
@@ -330,7 +339,7 @@ def test_host_name_is_resolved_through_the_lab(
 ) -> None:
     _, port = postfix.address("safe")
     client = DnsClient(lab_config)
-    obs = probe_relay("ns1.lab.test", port, TIMEOUT, dns=client)
+    obs = asyncio.run(probe_relay("ns1.lab.test", port, TIMEOUT, dns=client))
     assert obs.address == "127.0.0.1"
     assert obs.host == "ns1.lab.test"
     assert codes(evaluate_relay(obs)) == {"relay.closed"}
@@ -340,7 +349,7 @@ def test_host_name_is_resolved_through_the_lab(
 
 def test_unresolvable_host_name_is_unreachable(lab_config: DnsConfig) -> None:
     client = DnsClient(lab_config)
-    obs = probe_relay("nothere.lab.test", 25, TIMEOUT, dns=client)
+    obs = asyncio.run(probe_relay("nothere.lab.test", 25, TIMEOUT, dns=client))
     result = evaluate_relay(obs)
     assert obs.error["step"] == "resolve" and obs.address is None
     assert codes(result) == {"relay.unreachable"}
@@ -361,7 +370,7 @@ def scripted() -> Iterator[SmtpLab]:
 
 def test_closed_port_is_unreachable(scripted: SmtpLab) -> None:
     host, port = scripted.address("closed")
-    result = evaluate_relay(probe_relay(host, port, TIMEOUT))
+    result = evaluate_relay(asyncio.run(probe_relay(host, port, TIMEOUT)))
     assert codes(result) == {"relay.unreachable"}
     assert result.findings[0].indeterminate
 
@@ -369,7 +378,7 @@ def test_closed_port_is_unreachable(scripted: SmtpLab) -> None:
 @pytest.mark.parametrize(("name", "step"), [("badrcpt", "rcpt"), ("badgreeting", "greeting")])
 def test_malformed_reply(scripted: SmtpLab, name: str, step: str) -> None:
     host, port = scripted.address(name)
-    obs = probe_relay(host, port, TIMEOUT)
+    obs = asyncio.run(probe_relay(host, port, TIMEOUT))
     assert obs.error["step"] == step and obs.error["kind"] == "malformed", obs
     assert codes(evaluate_relay(obs)) == {"relay.malformed-reply"}
     received = [line for server, line in scripted.transcript if server == name]
