@@ -38,7 +38,13 @@ from mailcheck.checks.tls_probe import ProbeTimeouts, probe_smtp  # noqa: E402
 from mailcheck.checks.tls_settings import TlsSettings, default_ehlo_name  # noqa: E402
 from mailcheck.engine import RunOptions, Target, run_target  # noqa: E402
 from mailcheck.model import Report  # noqa: E402
-from tests.lab.tls_world import PORT, SCENARIOS, TlsWorld, tls_world  # noqa: E402
+from tests.lab.tls_world import (  # noqa: E402
+    PORT,
+    SCENARIOS,
+    TlsWorld,
+    busy_addresses,
+    tls_world,
+)
 
 DEFAULT_DOMAINS = tuple("good mixed notls rollover legacy reject closed partial bogustlsa".split())
 ZONE = "tls.test"
@@ -413,25 +419,6 @@ def _missing() -> str | None:
     return None
 
 
-def _listened(address: str) -> bool:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family) as sock:
-        # SO_REUSEADDR: connections of an earlier run in TIME_WAIT do not count, listeners do.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, PORT))
-        except OSError:
-            return True
-    return False
-
-
-def _taken() -> list[str]:
-    """Lab addresses something already listens on: another TLS lab, most likely. Postfix
-    listens with SO_REUSEPORT, so a second lab would start and the kernel would spread our
-    connections over both (two PKIs: verdicts flip from run to run)."""
-    return [f"{s.address}:{PORT}" for s in SCENARIOS.values() if _listened(s.address)]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the lab, measure, print; 0, also when the lab cannot run here (no root, no
     Postfix); 3 when another TLS lab holds its addresses."""
@@ -451,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"bench/tls.py: skipped, {missing}")
         return 0
-    taken = _taken()
+    taken = busy_addresses()
     if taken:
         print(f"bench/tls.py: not run, another TLS lab is listening on {', '.join(taken)}")
         return 3

@@ -147,17 +147,31 @@ def _listeners(certs: Mapping[str, LabCert], files: Path) -> dict[str, Listener]
     return out
 
 
-def _ports_free() -> None:
-    """Refuse to start beside another TLS lab: its Postfix would answer for ours."""
-    for scenario in SCENARIOS.values():
-        with contextlib.suppress(OSError), socket.create_connection((scenario.address, PORT), 0.5):
-            raise RuntimeError(f"something already listens on {scenario.address}:{PORT}")
+def busy_addresses() -> list[str]:
+    """The lab's `address:port`s that something already listens on: another TLS lab, most
+    likely. Postfix listens with SO_REUSEPORT, so a second lab would start anyway and the
+    kernel would spread connections over both (two PKIs: verdicts flip from run to run)."""
+    return [f"{s.address}:{PORT}" for s in SCENARIOS.values() if _listened(s.address)]
+
+
+def _listened(address: str) -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family) as sock:
+        # SO_REUSEADDR: connections of an earlier run in TIME_WAIT do not count, listeners do.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, PORT))
+        except OSError:
+            return True
+    return False
 
 
 @contextlib.contextmanager
 def tls_world(workdir: Path, *, unbound_binary: str = "/usr/sbin/unbound") -> Iterator[TlsWorld]:
     """Start the whole TLS lab under workdir; stop everything on exit."""
-    _ports_free()
+    busy = busy_addresses()
+    if busy:  # refuse to start beside another TLS lab: its Postfix would answer for ours
+        raise RuntimeError(f"something already listens on {', '.join(busy)}")
     pki = LabPki(workdir / "pki")
     certs = issue_certificates(pki)
     zones = workdir / "zones"
