@@ -196,13 +196,7 @@ def evaluate_dmarc(obs: DmarcObservation, dkim_key_found: bool | None = None) ->
     )
     findings.extend(_judge_alignment(obs, record, spf, dkim_key_found))
     exists = obs.apex.outcome is not Outcome.NXDOMAIN
-    applies, because = (
-        (record.policy, "p: the record is the domain's own")
-        if location == obs.domain
-        else (record.subdomain_policy, "sp: inherited by a subdomain")
-        if exists
-        else (record.nonexistent_policy, "np: the name does not exist")
-    )
+    applies, because = record.applied_to(obs.domain, location, exists)
     data.update(
         {
             "record": record.text,

@@ -92,6 +92,14 @@ class DmarcRecord:
         """`np`, falling back to `sp`, then `p`."""
         return _valid_policy(self.tags.get("np")) or self.subdomain_policy
 
+    def applied_to(self, domain: str, location: str, exists: bool) -> tuple[str | None, str]:
+        """The policy receivers apply to mail from `domain`, found at `location`, and why."""
+        if location == domain:
+            return self.policy, "p: the record is the domain's own"
+        if exists:
+            return self.subdomain_policy, "sp: inherited by a subdomain"
+        return self.nonexistent_policy, "np: the name does not exist"
+
     def tags_json(self) -> dict[str, Any]:
         """Every known tag with its value and whether it was written or defaulted."""
         out: dict[str, Any] = {}

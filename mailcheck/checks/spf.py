@@ -39,16 +39,19 @@ class MxEvaluation:
 
 
 async def dmarc_policy(dns: DnsClient, domain: str) -> str | None:
-    """The DMARC policy that applies to `domain` (p, or sp when inherited), if any."""
+    """The DMARC policy that applies to `domain` (the dmarc check's rule: p, sp or np)."""
     if malformed_domain(domain) is not None:
         return None
     names = walk_domains(domain)
-    answers = await asyncio.gather(*(dns.query(f"_dmarc.{n}", "TXT") for n in names))
+    # The domain's own TXT is the SPF lookup's too (one query): it says whether it exists.
+    apex, *answers = await asyncio.gather(
+        dns.query(domain, "TXT"), *(dns.query(f"_dmarc.{n}", "TXT") for n in names)
+    )
     found = discover(tuple(DmarcLookup(n, a) for n, a in zip(names, answers, strict=True)))
-    if found.record is None:
+    if found.record is None or found.location is None:
         return None
-    record = parse_dmarc_record(found.record)
-    return record.policy if found.location == domain else record.subdomain_policy
+    exists = apex.outcome is not Outcome.NXDOMAIN
+    return parse_dmarc_record(found.record).applied_to(domain, found.location, exists)[0]
 
 
 def evaluate_spf(
